@@ -1,0 +1,343 @@
+"""Dataset: id maps, time-sorted interaction sequences in CSR form, and item/user features.
+
+Data flows one way: a pandas DataFrame goes in once, through :meth:`Dataset.construct`, and
+comes out as compact numpy arrays that the models index directly (no per-user Python).
+"""
+
+from __future__ import annotations
+
+import typing as tp
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .columns import Columns
+
+ExternalIds = tp.Union[tp.Sequence[tp.Hashable], np.ndarray, pd.Series, pd.Index]
+
+
+def _readonly(array: np.ndarray) -> np.ndarray:
+    array = np.asarray(array)
+    array.flags.writeable = False
+    return array
+
+
+class IdMap:
+    """Immutable bijection between external ids (any hashable) and internal ids ``0..n-1``.
+
+    Internal id ``i`` is the position of the external id in :attr:`external_ids`.
+    """
+
+    def __init__(self, external_ids: ExternalIds) -> None:
+        index = pd.Index(external_ids)
+        if index.hasnans:
+            raise ValueError("IdMap: external ids must not contain missing values (NaN/None)")
+        if not index.is_unique:
+            dup = index[index.duplicated()].unique()[:5].tolist()
+            raise ValueError(f"IdMap: external ids must be unique, duplicated: {dup}")
+        self._index = index
+        self._external = _readonly(index.to_numpy(copy=True))
+
+    @classmethod
+    def from_values(cls, values: ExternalIds) -> "IdMap":
+        """Build a map of the unique values, in order of first appearance."""
+        return cls(pd.unique(pd.Series(values)))
+
+    @property
+    def external_ids(self) -> np.ndarray:
+        """External ids ordered by internal id (read-only)."""
+        return self._external
+
+    @property
+    def size(self) -> int:
+        return len(self._external)
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, IdMap):
+            return NotImplemented
+        return self is other or (self.size == other.size and bool(self._index.equals(other._index)))
+
+    def __repr__(self) -> str:
+        return f"IdMap(size={self.size})"
+
+    def to_internal(self, values: ExternalIds, strict: bool = True) -> np.ndarray:
+        """Internal ids of ``values``; unknown ids raise (``strict``) or map to ``-1``."""
+        internal = self._index.get_indexer(pd.Index(values)).astype(np.int64, copy=False)
+        if strict and (internal < 0).any():
+            unknown = pd.Index(values)[internal < 0].unique()[:5].tolist()
+            raise KeyError(f"Unknown external ids (first {len(unknown)}): {unknown}")
+        return internal
+
+    def to_external(self, internal: np.ndarray) -> np.ndarray:
+        """External ids of internal ids ``internal``."""
+        return self._external[np.asarray(internal, dtype=np.int64)]
+
+
+@dataclass(frozen=True)
+class Interactions:
+    """Interactions grouped by internal user id, each user's rows sorted by time.
+
+    User ``u`` owns rows ``indptr[u]:indptr[u + 1]`` of ``items``, ``weights`` and ``times``
+    (stable sort by datetime: ties keep input order).
+    """
+
+    indptr: np.ndarray  # (n_users + 1,) int64
+    items: np.ndarray  # (nnz,) int64, internal item ids
+    weights: np.ndarray  # (nnz,) float32
+    times: np.ndarray  # (nnz,) int64 (datetime64[ns] as integers, or row order if no datetime)
+
+    @property
+    def n_users(self) -> int:
+        return len(self.indptr) - 1
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """Number of interactions of each user, ``(n_users,)``."""
+        return np.diff(self.indptr)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+@dataclass(frozen=True)
+class SparseFeatures:
+    """Features in CSR form: row = entity (internal id), column = ``names[j]``.
+
+    Categorical features get one column per ``(feature, value)`` pair with value 1; numeric
+    features get one column ``(feature, None)`` holding the number.
+    """
+
+    indptr: np.ndarray  # (n_entities + 1,) int64
+    indices: np.ndarray  # (nnz,) int64, column ids
+    values: np.ndarray  # (nnz,) float32
+    names: tp.Tuple[tp.Tuple[str, tp.Any], ...]  # (n_columns,)
+    cat_columns: np.ndarray  # (n_columns,) bool: column belongs to a categorical feature
+
+    @property
+    def n_columns(self) -> int:
+        return len(self.names)
+
+    def categorical(self) -> "SparseFeatures":
+        """The same table restricted to the categorical columns (renumbered)."""
+        keep = self.cat_columns
+        new_col = np.cumsum(keep) - 1
+        nz = keep[self.indices]
+        row = np.repeat(np.arange(len(self.indptr) - 1), np.diff(self.indptr))[nz]
+        indptr = np.zeros(len(self.indptr), dtype=np.int64)
+        np.add.at(indptr, row + 1, 1)
+        return SparseFeatures(
+            indptr=np.cumsum(indptr),
+            indices=new_col[self.indices[nz]],
+            values=self.values[nz],
+            names=tuple(n for n, k in zip(self.names, keep) if k),
+            cat_columns=np.ones(int(keep.sum()), dtype=bool),
+        )
+
+
+@dataclass(frozen=True)
+class DenseFeatures:
+    """Dense numeric features, one row per entity (internal id)."""
+
+    values: np.ndarray  # (n_entities, n_features) float32
+    names: tp.Tuple[str, ...]
+
+
+Features = tp.Union[SparseFeatures, DenseFeatures]
+
+
+def _check_frame(df: tp.Any, what: str, required: tp.Sequence[str]) -> None:
+    if not isinstance(df, pd.DataFrame):
+        raise TypeError(f"{what} must be a pandas DataFrame, got {type(df).__name__}")
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise ValueError(f"{what} is missing required column(s) {missing}; it has {list(df.columns)}")
+    for col in required:
+        if df[col].isna().any():
+            n = int(df[col].isna().sum())
+            first = df.index[df[col].isna().to_numpy()][0]
+            raise ValueError(f"{what}: column '{col}' has {n} missing value(s), first at index {first!r}")
+
+
+def _datetimes_as_int(col: pd.Series) -> np.ndarray:
+    if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+        return col.to_numpy(dtype=np.float64).astype(np.int64) if col.dtype.kind == "f" else col.to_numpy(np.int64)
+    try:
+        converted = pd.to_datetime(col)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"interactions: column '{Columns.Datetime}' must hold datetimes or numbers: {e}") from None
+    if converted.dt.tz is not None:
+        converted = converted.dt.tz_convert("UTC").dt.tz_localize(None)
+    return converted.to_numpy(dtype="datetime64[ns]").astype(np.int64)
+
+
+def build_interactions(user_codes: np.ndarray, item_codes: np.ndarray, n_users: int,
+                       weights: np.ndarray, times: np.ndarray) -> Interactions:
+    """Group rows by user and sort each user's rows by time (stable)."""
+    order = np.argsort(times, kind="stable")
+    order = order[np.argsort(user_codes[order], kind="stable")]
+    counts = np.bincount(user_codes, minlength=n_users)
+    indptr = np.zeros(n_users + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    return Interactions(
+        indptr=_readonly(indptr),
+        items=_readonly(item_codes[order].astype(np.int64, copy=False)),
+        weights=_readonly(weights[order].astype(np.float32, copy=False)),
+        times=_readonly(times[order]),
+    )
+
+
+def _make_sparse_features(df: tp.Any, id_map: IdMap, cat_features: tp.Sequence[str], what: str) -> SparseFeatures:
+    _check_frame(df, what, [Columns.Id, Columns.Value, Columns.Feature])
+    cat_set = set(cat_features)
+    present = set(pd.unique(df[Columns.Feature]))
+    absent = sorted(map(str, cat_set - present))
+    if absent:
+        raise ValueError(f"{what}: categorical feature(s) {absent} not found in column '{Columns.Feature}'; "
+                         f"present: {sorted(map(str, present))}")
+    rows = id_map.to_internal(df[Columns.Id], strict=False)
+    known = rows >= 0  # features of entities without interactions cannot be used: dropped
+    df = df.loc[known]
+    rows = rows[known]
+    is_cat = df[Columns.Feature].isin(cat_set).to_numpy()
+    # categorical columns: one per (feature, value) pair
+    pairs = pd.MultiIndex.from_arrays([df[Columns.Feature].to_numpy()[is_cat], df[Columns.Value].to_numpy()[is_cat]])
+    cat_codes, cat_uniques = pd.factorize(pairs)
+    cat_names = list(cat_uniques)
+    # numeric columns: one per feature
+    num_feat = df[Columns.Feature].to_numpy()[~is_cat]
+    num_codes, num_uniques = pd.factorize(num_feat)
+    num_values = pd.to_numeric(pd.Series(df[Columns.Value].to_numpy()[~is_cat]), errors="coerce").to_numpy(np.float64)
+    if np.isnan(num_values).any() or not np.isfinite(num_values).all():
+        bad = num_uniques[num_codes[~np.isfinite(num_values)]][:5].tolist()
+        raise ValueError(f"{what}: feature(s) {bad} have non-numeric values; name them in the categorical "
+                         f"features list or give numbers")
+    names = tuple((f, v) for f, v in cat_names) + tuple((f, None) for f in num_uniques)
+    col = np.concatenate([cat_codes, num_codes + len(cat_names)]).astype(np.int64)
+    row = np.concatenate([rows[is_cat], rows[~is_cat]])
+    val = np.concatenate([np.ones(int(is_cat.sum())), num_values]).astype(np.float32)
+    order = np.lexsort((col, row))
+    indptr = np.zeros(id_map.size + 1, dtype=np.int64)
+    np.cumsum(np.bincount(row, minlength=id_map.size), out=indptr[1:])
+    cat_columns = np.zeros(len(names), dtype=bool)
+    cat_columns[: len(cat_names)] = True
+    return SparseFeatures(indptr=_readonly(indptr), indices=_readonly(col[order]), values=_readonly(val[order]),
+                          names=names, cat_columns=_readonly(cat_columns))
+
+
+def _make_dense_features(df: tp.Any, id_map: IdMap, what: str) -> DenseFeatures:
+    _check_frame(df, what, [Columns.Id])
+    rows = id_map.to_internal(df[Columns.Id], strict=False)
+    known = rows >= 0
+    names = tuple(c for c in df.columns if c != Columns.Id)
+    try:
+        values = df.loc[known, list(names)].to_numpy(dtype=np.float32)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"{what}: dense features must be numeric: {e}") from None
+    if np.unique(rows[known]).size != int(known.sum()):
+        raise ValueError(f"{what}: dense features need one row per '{Columns.Id}', found duplicated ids")
+    out = np.zeros((id_map.size, len(names)), dtype=np.float32)
+    out[rows[known]] = values
+    return DenseFeatures(values=_readonly(out), names=names)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Interactions with their id maps and optional features; build it with :meth:`construct`."""
+
+    user_id_map: IdMap
+    item_id_map: IdMap
+    interactions: Interactions
+    user_features: tp.Optional[Features] = None
+    item_features: tp.Optional[Features] = None
+
+    @property
+    def n_users(self) -> int:
+        return self.user_id_map.size
+
+    @property
+    def n_items(self) -> int:
+        return self.item_id_map.size
+
+    @classmethod
+    def construct(
+        cls,
+        interactions_df: pd.DataFrame,
+        user_features_df: tp.Optional[pd.DataFrame] = None,
+        cat_user_features: tp.Iterable[str] = (),
+        make_dense_user_features: bool = False,
+        item_features_df: tp.Optional[pd.DataFrame] = None,
+        cat_item_features: tp.Iterable[str] = (),
+        make_dense_item_features: bool = False,
+    ) -> "Dataset":
+        """Build a dataset from an interactions table and optional feature tables.
+
+        ``interactions_df`` has columns ``user_id, item_id`` and optionally ``weight`` (default 1)
+        and ``datetime`` (default: row order). Ids may be of any hashable type; internal ids
+        follow the order of first appearance. Feature tables are in the flat form
+        ``id, value, feature`` (several rows per entity allowed), or, with ``make_dense_*``, one
+        row per ``id`` and one numeric column per feature. The features named in ``cat_*_features``
+        are categorical. Feature rows of ids absent from the interactions are ignored. The input
+        DataFrames are not modified.
+        """
+        _check_frame(interactions_df, "interactions", [Columns.User, Columns.Item])
+        n = len(interactions_df)
+        if n == 0:
+            raise ValueError("interactions is empty")
+        user_codes, user_uniques = pd.factorize(interactions_df[Columns.User])
+        item_codes, item_uniques = pd.factorize(interactions_df[Columns.Item])
+        if Columns.Weight in interactions_df.columns:
+            _check_frame(interactions_df, "interactions", [Columns.Weight])
+            weight_col = interactions_df[Columns.Weight]
+            if not pd.api.types.is_numeric_dtype(weight_col):
+                raise ValueError(f"interactions: column '{Columns.Weight}' must be numeric, got {weight_col.dtype}")
+            weights = weight_col.to_numpy(dtype=np.float32)
+            if not np.isfinite(weights).all():
+                raise ValueError(f"interactions: column '{Columns.Weight}' has non-finite values")
+        else:
+            weights = np.ones(n, dtype=np.float32)
+        if Columns.Datetime in interactions_df.columns:
+            _check_frame(interactions_df, "interactions", [Columns.Datetime])
+            times = _datetimes_as_int(interactions_df[Columns.Datetime])
+        else:
+            times = np.arange(n, dtype=np.int64)
+        user_map = IdMap(user_uniques)
+        item_map = IdMap(item_uniques)
+        inter = build_interactions(user_codes, item_codes, user_map.size, weights, times)
+
+        def features(df: tp.Optional[pd.DataFrame], id_map: IdMap, cats: tp.Iterable[str], dense: bool,
+                     what: str) -> tp.Optional[Features]:
+            cats = [cats] if isinstance(cats, str) else list(cats)
+            if df is None:
+                if cats:
+                    raise ValueError(f"categorical {what} {cats} given without a {what} table")
+                return None
+            if dense:
+                if cats:
+                    raise ValueError(f"dense {what} cannot have categorical features ({cats})")
+                return _make_dense_features(df, id_map, what)
+            return _make_sparse_features(df, id_map, cats, what)
+
+        return cls(
+            user_id_map=user_map,
+            item_id_map=item_map,
+            interactions=inter,
+            user_features=features(user_features_df, user_map, cat_user_features, make_dense_user_features,
+                                   "user_features"),
+            item_features=features(item_features_df, item_map, cat_item_features, make_dense_item_features,
+                                   "item_features"),
+        )
+
+    def get_raw_interactions(self) -> pd.DataFrame:
+        """Interactions as a DataFrame with external ids, grouped by user and sorted by time."""
+        inter = self.interactions
+        users = np.repeat(np.arange(inter.n_users), inter.lengths)
+        return pd.DataFrame({
+            Columns.User: self.user_id_map.to_external(users),
+            Columns.Item: self.item_id_map.to_external(inter.items),
+            Columns.Weight: inter.weights,
+            Columns.Datetime: inter.times,
+        })

@@ -1,0 +1,116 @@
+"""BERT4Rec (Sun et al., 2019): bidirectional self-attention; random positions are masked and
+the model predicts the original items there; at inference a mask token is appended after the
+history and its vector scores the next item."""
+
+from __future__ import annotations
+
+import typing as tp
+
+import numpy as np
+import torch
+
+from ..batching import last_windows
+from ..nn.item_net import CatFeaturesItemNet, IdEmbeddingsItemNet, ItemNetBase
+from ..nn.transformer import MASK, N_SPECIAL, PAD
+from .base import TrainerFactory, TransformerModelBase, _check
+
+
+class BERT4RecModel(TransformerModelBase):
+    """BERT4Rec with the RecTools interface.
+
+    Parameters are those of :class:`~seqrec.SASRecModel` (with bidirectional attention and a
+    key padding mask by default), plus ``mask_prob``: the fraction of positions masked in
+    training (of those, 80% get the mask token, 10% a random item, 10% stay unchanged).
+    """
+
+    def __init__(
+        self,
+        n_blocks: int = 2,
+        n_heads: int = 4,
+        n_factors: int = 256,
+        dropout_rate: float = 0.2,
+        session_max_len: int = 100,
+        train_min_user_interactions: int = 2,
+        loss: str = "softmax",
+        n_negatives: int = 1,
+        gbce_t: float = 0.2,
+        lr: float = 0.001,
+        batch_size: int = 128,
+        epochs: int = 3,
+        deterministic: bool = False,
+        verbose: int = 0,
+        dataloader_num_workers: int = 0,
+        use_pos_emb: bool = True,
+        use_key_padding_mask: bool = True,
+        use_causal_attn: bool = False,
+        item_net_block_types: tp.Sequence[tp.Type[ItemNetBase]] = (IdEmbeddingsItemNet, CatFeaturesItemNet),
+        get_trainer_func: tp.Optional[TrainerFactory] = None,
+        recommend_batch_size: int = 256,
+        recommend_torch_device: tp.Optional[str] = None,
+        random_state: tp.Optional[int] = None,
+        mask_prob: float = 0.15,
+    ) -> None:
+        self.n_blocks = n_blocks
+        self.n_heads = n_heads
+        self.n_factors = n_factors
+        self.dropout_rate = dropout_rate
+        self.session_max_len = session_max_len
+        self.train_min_user_interactions = train_min_user_interactions
+        self.loss = loss
+        self.n_negatives = n_negatives
+        self.gbce_t = gbce_t
+        self.lr = lr
+        self.batch_size = batch_size
+        self.epochs = epochs
+        self.deterministic = deterministic
+        self.verbose = verbose
+        self.dataloader_num_workers = dataloader_num_workers
+        self.use_pos_emb = use_pos_emb
+        self.use_key_padding_mask = use_key_padding_mask
+        self.use_causal_attn = use_causal_attn
+        self.item_net_block_types = item_net_block_types
+        self.get_trainer_func = get_trainer_func
+        self.recommend_batch_size = recommend_batch_size
+        self.recommend_torch_device = recommend_torch_device
+        self.random_state = random_state
+        self.mask_prob = mask_prob
+        self._validate_params()
+
+    # BERT's feed-forward: four times wider than the embeddings, GELU
+    _ff_multiplier = 4
+    _activation = "gelu"
+
+    def _validate_params(self) -> None:
+        super()._validate_params()
+        _check(isinstance(self.mask_prob, (int, float)) and 0 < self.mask_prob < 1,
+               f"mask_prob must be in (0, 1), got {self.mask_prob!r}")
+
+    def _train_window(self) -> int:
+        return self.session_max_len
+
+    def _training_batch(self, window: torch.Tensor, n_items: int) -> tp.Tuple[torch.Tensor, torch.Tensor]:
+        # window (B, L), right-padded item tokens; all random draws happen on window's device
+        valid = window != PAD
+        masked = valid & (torch.rand(window.shape, device=window.device) < self.mask_prob)  # (B, L)
+        # a sequence with no masked position gets its last item masked, the inference situation
+        last = (valid.sum(dim=1) - 1).clamp(min=0)  # (B,)
+        none = ~masked.any(dim=1)
+        masked[torch.arange(len(window), device=window.device)[none], last[none]] = True
+        masked &= valid
+        targets = torch.where(masked, window - N_SPECIAL, -1)  # (B, L)
+        # of the masked positions: 80% mask token, 10% random item, 10% unchanged
+        choice = torch.rand(window.shape, device=window.device)
+        random_items = torch.randint(N_SPECIAL, N_SPECIAL + n_items, window.shape, device=window.device)
+        tokens = torch.where(masked & (choice < 0.8), MASK, window)
+        tokens = torch.where(masked & (choice >= 0.8) & (choice < 0.9), random_items, tokens)
+        return tokens, targets
+
+    def _inference_tokens(self, indptr: np.ndarray, items: np.ndarray) -> np.ndarray:
+        # the last L - 1 items, then the mask token whose vector scores the next item
+        L = self.session_max_len
+        rows = np.arange(len(indptr) - 1)
+        tokens = np.zeros((len(rows), L), dtype=np.int64)
+        tokens[:, : L - 1] = last_windows(indptr, items, rows, L - 1, N_SPECIAL, PAD)
+        lengths = np.minimum(np.diff(indptr), L - 1)
+        tokens[rows, lengths] = MASK
+        return tokens

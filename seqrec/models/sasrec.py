@@ -1,0 +1,109 @@
+"""SASRec (Kang & McAuley, 2018): causal self-attention over the history; the vector at every
+position predicts the next item (shifted sequence); the last position is the user's vector."""
+
+from __future__ import annotations
+
+import typing as tp
+
+import numpy as np
+import torch
+
+from ..batching import last_windows
+from ..nn.item_net import CatFeaturesItemNet, IdEmbeddingsItemNet, ItemNetBase
+from ..nn.transformer import N_SPECIAL, PAD
+from .base import TrainerFactory, TransformerModelBase
+
+
+class SASRecModel(TransformerModelBase):
+    """Self-attentive sequential recommendation with the RecTools interface.
+
+    Parameters
+    ----------
+    n_blocks, n_heads, n_factors : transformer depth, attention heads, embedding size.
+    dropout_rate : dropout of embeddings, attention and feed-forward layers.
+    session_max_len : number of most recent items the model reads.
+    train_min_user_interactions : users with fewer interactions are not trained on.
+    loss : "softmax" (full catalog), "BCE" or "gBCE" (``n_negatives`` uniform negatives, ``gbce_t``).
+    lr, batch_size, epochs : Adam learning rate, users per batch, passes over the data.
+    deterministic : deterministic algorithms and, without ``random_state``, seed 0.
+    verbose : 0 silent; 1 progress bar and per-epoch loss; 2 also Lightning's messages.
+    item_net_block_types : item blocks whose tables are summed (ids and/or categorical features).
+    use_pos_emb, use_causal_attn, use_key_padding_mask : attention set-up.
+    recommend_batch_size, recommend_torch_device : users per scoring batch and device
+        (None: CUDA when available).
+    get_trainer_func : optional callable returning a configured ``lightning.Trainer``.
+    random_state : seed of initialisation, shuffling and sampling.
+    """
+
+    def __init__(
+        self,
+        n_blocks: int = 2,
+        n_heads: int = 4,
+        n_factors: int = 256,
+        dropout_rate: float = 0.2,
+        session_max_len: int = 100,
+        train_min_user_interactions: int = 2,
+        loss: str = "softmax",
+        n_negatives: int = 1,
+        gbce_t: float = 0.2,
+        lr: float = 0.001,
+        batch_size: int = 128,
+        epochs: int = 3,
+        deterministic: bool = False,
+        verbose: int = 0,
+        dataloader_num_workers: int = 0,
+        use_pos_emb: bool = True,
+        use_key_padding_mask: bool = False,
+        use_causal_attn: bool = True,
+        item_net_block_types: tp.Sequence[tp.Type[ItemNetBase]] = (IdEmbeddingsItemNet, CatFeaturesItemNet),
+        get_trainer_func: tp.Optional[TrainerFactory] = None,
+        recommend_batch_size: int = 256,
+        recommend_torch_device: tp.Optional[str] = None,
+        random_state: tp.Optional[int] = None,
+    ) -> None:
+        self.n_blocks = n_blocks
+        self.n_heads = n_heads
+        self.n_factors = n_factors
+        self.dropout_rate = dropout_rate
+        self.session_max_len = session_max_len
+        self.train_min_user_interactions = train_min_user_interactions
+        self.loss = loss
+        self.n_negatives = n_negatives
+        self.gbce_t = gbce_t
+        self.lr = lr
+        self.batch_size = batch_size
+        self.epochs = epochs
+        self.deterministic = deterministic
+        self.verbose = verbose
+        self.dataloader_num_workers = dataloader_num_workers
+        self.use_pos_emb = use_pos_emb
+        self.use_key_padding_mask = use_key_padding_mask
+        self.use_causal_attn = use_causal_attn
+        self.item_net_block_types = item_net_block_types
+        self.get_trainer_func = get_trainer_func
+        self.recommend_batch_size = recommend_batch_size
+        self.recommend_torch_device = recommend_torch_device
+        self.random_state = random_state
+        self._validate_params()
+
+    # SASRec's feed-forward is point-wise with the same width as the embeddings
+    _ff_multiplier = 1
+    _activation = "relu"
+
+    def _train_window(self) -> int:
+        # L inputs and their L next items
+        return self.session_max_len + 1
+
+    def _training_batch(self, window: torch.Tensor, n_items: int) -> tp.Tuple[torch.Tensor, torch.Tensor]:
+        # window (B, L + 1), right-padded. Position t reads items 0..t and predicts item t + 1; the
+        # user's last item has no next item, so it is not an input (and its position 0 is kept
+        # for the vector that predicts, as at inference).
+        nxt = window[:, 1:]  # (B, L)
+        has_target = nxt != PAD
+        tokens = torch.where(has_target, window[:, :-1], PAD)  # (B, L)
+        targets = torch.where(has_target, nxt - N_SPECIAL, -1)  # (B, L)
+        return tokens, targets
+
+    def _inference_tokens(self, indptr: np.ndarray, items: np.ndarray) -> np.ndarray:
+        rows = np.arange(len(indptr) - 1)
+        return last_windows(indptr, items, rows, self.session_max_len, N_SPECIAL, PAD)  # (B, L)

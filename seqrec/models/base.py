@@ -259,7 +259,12 @@ class TransformerModelBase:
         if items_to_recommend is not None:
             cand = self.item_id_map_.to_internal(pd.unique(pd.Series(list(items_to_recommend))), strict=False)
             candidates = np.sort(cand[cand >= 0])
-        user_idx, item_idx, scores = self._rank(indptr, items, k, filter_viewed, candidates)
+        device = self._device()
+        try:
+            user_idx, item_idx, scores = self._rank(self.net_.to(device), indptr, items, k, filter_viewed,
+                                                    candidates, device)
+        finally:
+            self.net_.cpu()
         reco = pd.DataFrame({
             Columns.User: users_ext[user_idx],
             Columns.Item: self.item_id_map_.to_external(item_idx),
@@ -270,12 +275,21 @@ class TransformerModelBase:
         return reco
 
     @torch.no_grad()
-    def _rank(self, indptr: np.ndarray, items: np.ndarray, k: int, filter_viewed: bool,
-              candidates: tp.Optional[np.ndarray]) -> tp.Tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Batched scoring and top-k on the device; filtering is a mask, never a dense host matrix."""
-        device = self._device()
-        net = self.net_.to(device).eval()
+    def _rank(self, net: TransformerNet, indptr: np.ndarray, items: np.ndarray, k: int, filter_viewed: bool,
+              candidates: tp.Optional[np.ndarray], device: torch.device
+              ) -> tp.Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Top-k of ``net`` (already on ``device``) for histories in CSR form (model item ids).
+
+        Batched scoring and top-k on the device; filtering is a mask, never a dense host matrix.
+        Returns row in ``indptr``, model item id and score of each recommendation.
+        """
         n_items = net.n_items
+        n_users = len(indptr) - 1
+        k_eff = min(k, n_items if candidates is None else len(candidates))
+        if k_eff == 0 or n_users == 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
+        was_training = net.training
+        net.eval()
         table = net.item_table()  # (n_items, d)
         if candidates is None:
             cand_table = table
@@ -286,12 +300,7 @@ class TransformerModelBase:
             cand_table = table[cand_items]  # (C, d)
             column_of = np.full(n_items, -1, dtype=np.int64)
             column_of[candidates] = np.arange(len(candidates))
-        n_cand = len(cand_items)
         out_u, out_i, out_s = [], [], []
-        n_users = len(indptr) - 1
-        k_eff = min(k, n_cand)
-        if k_eff == 0 or n_users == 0:
-            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
         for start in range(0, n_users, self.recommend_batch_size):
             rows = np.arange(start, min(start + self.recommend_batch_size, n_users))
             b_indptr, b_items = take_rows(indptr, items, rows)
@@ -311,7 +320,7 @@ class TransformerModelBase:
             out_u.append(row_ids[ok].cpu().numpy())
             out_i.append(top_items[ok].cpu().numpy())
             out_s.append(top_scores[ok].float().cpu().numpy())
-        self.net_.cpu()
+        net.train(was_training)
         return np.concatenate(out_u), np.concatenate(out_i), np.concatenate(out_s)
 
 
@@ -340,6 +349,7 @@ def _quiet_lightning(verbose: int) -> tp.Iterator[None]:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*does not have many workers.*")
             warnings.filterwarnings("ignore", message=".*GPU available but not used.*")
+            warnings.filterwarnings("ignore", message=".*isinstance.treespec, LeafSpec.*")
             yield
     finally:
         for lg, level in zip(loggers, levels):

@@ -7,6 +7,7 @@ comes out as compact numpy arrays that the models index directly (no per-user Py
 from __future__ import annotations
 
 import typing as tp
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -196,8 +197,9 @@ def _make_sparse_features(df: tp.Any, id_map: IdMap, cat_features: tp.Sequence[s
     present = set(pd.unique(df[Columns.Feature]))
     absent = sorted(map(str, cat_set - present))
     if absent:
-        raise ValueError(f"{what}: categorical feature(s) {absent} not found in column '{Columns.Feature}'; "
-                         f"present: {sorted(map(str, present))}")
+        # not an error: a pipeline may declare features that a given table lacks (RecTools accepts it)
+        warnings.warn(f"{what}: categorical feature(s) {absent} not found in column '{Columns.Feature}' "
+                      f"(present: {sorted(map(str, present))}); they are ignored", stacklevel=4)
     rows = id_map.to_internal(df[Columns.Id], strict=False)
     known = rows >= 0  # features of entities without interactions cannot be used: dropped
     df = df.loc[known]

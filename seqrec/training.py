@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader, Dataset as TorchDataset
 
 from .batching import last_windows
 from .dataset import Interactions
-from .nn.losses import compute_loss
+from .nn.losses import Popularity, compute_loss
 from .nn.transformer import N_SPECIAL, PAD, TransformerNet
 
 # model-specific step: right-padded item windows (B, W), n_items -> input tokens (B, L), targets (B, L) (-1 = none)
@@ -38,6 +38,19 @@ class WindowDataset(TorchDataset):
         return self.__getitems__([index])[0]
 
 
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def use_bf16(precision: str, device: torch.device) -> bool:
+    """Whether the training step runs under bf16 autocast: "bf16" always, "auto" on a CUDA device
+    that supports bf16, "fp32" never."""
+    if precision == "bf16":
+        return True
+    if precision == "auto":
+        return device.type == "cuda" and torch.cuda.is_bf16_supported()
+    return False
+
+
 def _identity(batch: torch.Tensor) -> torch.Tensor:
     return batch
 
@@ -53,7 +66,9 @@ class SeqRecModule(L.LightningModule):
     """Training step: windows -> (tokens, targets) -> sequence vectors -> one loss."""
 
     def __init__(self, net: TransformerNet, training_batch: TrainingBatchFn, loss: str, n_negatives: int,
-                 gbce_t: float, lr: float, verbose: int = 0) -> None:
+                 gbce_t: float, lr: float, verbose: int = 0, negative_sampling: str = "uniform",
+                 item_counts: tp.Optional[np.ndarray] = None, softmax_chunk_size: tp.Optional[int] = None,
+                 precision: str = "fp32", torch_compile: bool = False) -> None:
         super().__init__()
         self.net = net
         self.training_batch = training_batch
@@ -62,13 +77,40 @@ class SeqRecModule(L.LightningModule):
         self.gbce_t = gbce_t
         self.lr = lr
         self.verbose = verbose
+        self.negative_sampling = negative_sampling
+        self.softmax_chunk_size = softmax_chunk_size
+        self.precision = precision
+        # the compiled function shares the network's parameters; the network itself stays plain
+        self.encode = torch.compile(net.encode) if torch_compile else net.encode
+        if loss == "sampled_softmax" and negative_sampling == "popularity":
+            if item_counts is None:
+                raise ValueError("negative_sampling='popularity' needs the training item counts")
+            pop = Popularity.from_counts(torch.as_tensor(np.asarray(item_counts)))
+            # buffers move with the module: negatives are drawn on the training device
+            self.register_buffer("pop_cdf", pop.cdf, persistent=False)
+            self.register_buffer("pop_log_q", pop.log_q, persistent=False)
+        else:
+            self.pop_cdf = self.pop_log_q = None
 
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
         tokens, targets = self.training_batch(batch, self.net.n_items)  # (B, L), (B, L)
-        table = self.net.item_table()  # (n_items, d)
-        h = self.net.encode(tokens, table)  # (B, L, d)
-        has_target = targets >= 0
-        loss = compute_loss(self.loss, h[has_target], table, targets[has_target], self.n_negatives, self.gbce_t)
+        bf16 = use_bf16(self.precision, tokens.device)
+        with torch.autocast(device_type=tokens.device.type, dtype=torch.bfloat16, enabled=bf16):
+            table = self.net.item_table()  # (n_items, d)
+            h = self.encode(tokens, table)  # (B, L, d)
+            if tokens.device.type == "cpu":
+                # on CPU, selecting the rows with a target costs no synchronisation and saves the
+                # loss the padding rows
+                has_target = targets >= 0
+                h, y = h[has_target], targets[has_target]
+            else:
+                # on an accelerator, boolean indexing would wait for the host to learn the number of
+                # rows: every position goes to the loss, padding marked by y = -1
+                h, y = h.reshape(-1, h.shape[-1]), targets.reshape(-1)
+            popularity = None if self.pop_cdf is None else Popularity(self.pop_cdf, self.pop_log_q)
+            loss = compute_loss(self.loss, h, table, y, self.n_negatives, self.gbce_t,
+                                negative_sampling=self.negative_sampling, popularity=popularity,
+                                softmax_chunk_size=self.softmax_chunk_size)
         self.log("train_loss", loss, prog_bar=True, on_step=False, on_epoch=True, batch_size=len(batch))
         return loss
 

@@ -21,9 +21,9 @@ from ..batching import take_rows
 from ..columns import Columns
 from ..dataset import Dataset
 from ..nn.item_net import ItemNetBase, SumItemNet
-from ..nn.losses import LOSSES
+from ..nn.losses import LOSSES, NEGATIVE_SAMPLING
 from ..nn.transformer import TransformerNet
-from ..training import SeqRecModule, WindowDataset, make_dataloader
+from ..training import PRECISIONS, SeqRecModule, WindowDataset, make_dataloader
 
 ON_UNSUPPORTED = ("raise", "warn", "ignore")
 TrainerFactory = tp.Callable[[], L.Trainer]
@@ -92,6 +92,12 @@ class TransformerModelBase:
         _check(isinstance(self.gbce_t, (int, float)) and 0 <= self.gbce_t <= 1,
                f"gbce_t must be in [0, 1], got {self.gbce_t!r}")
         _check(isinstance(self.lr, (int, float)) and self.lr > 0, f"lr must be positive, got {self.lr!r}")
+        _check(self.negative_sampling in NEGATIVE_SAMPLING,
+               f"Unknown negative_sampling {self.negative_sampling!r}; allowed: {NEGATIVE_SAMPLING}")
+        _check(self.softmax_chunk_size is None or (_is_int(self.softmax_chunk_size) and self.softmax_chunk_size > 0),
+               f"softmax_chunk_size must be a positive integer or None (automatic), got {self.softmax_chunk_size!r}")
+        _check(self.precision in PRECISIONS, f"Unknown precision {self.precision!r}; allowed: {PRECISIONS}")
+        _check(isinstance(self.torch_compile, bool), f"torch_compile must be True or False, got {self.torch_compile!r}")
         _check(_is_int(self.verbose) and self.verbose >= 0, f"verbose must be a non-negative integer")
         _check(_is_int(self.dataloader_num_workers) and self.dataloader_num_workers >= 0,
                "dataloader_num_workers must be a non-negative integer")
@@ -186,8 +192,11 @@ class TransformerModelBase:
         with torch.random.fork_rng(devices=[]), _quiet_lightning(self.verbose):
             torch.manual_seed(seed)
             net = self._build_net(dataset)
+            item_counts = np.bincount(dataset.interactions.items, minlength=dataset.n_items)
             module = SeqRecModule(net, self._training_batch, self.loss, self.n_negatives, self.gbce_t, self.lr,
-                                  verbose=self.verbose)
+                                  verbose=self.verbose, negative_sampling=self.negative_sampling,
+                                  item_counts=item_counts, softmax_chunk_size=self.softmax_chunk_size,
+                                  precision=self.precision, torch_compile=self.torch_compile)
             loader = make_dataloader(WindowDataset(dataset.interactions, train_users, self._train_window()),
                                      self.batch_size, shuffle=True, seed=seed,
                                      num_workers=self.dataloader_num_workers)

@@ -49,6 +49,10 @@ class BERT4RecModel(TransformerModelBase):
         recommend_torch_device: tp.Optional[str] = None,
         random_state: tp.Optional[int] = None,
         mask_prob: float = 0.15,
+        negative_sampling: str = "uniform",
+        softmax_chunk_size: tp.Optional[int] = None,
+        precision: str = "auto",
+        torch_compile: bool = False,
     ) -> None:
         self.n_blocks = n_blocks
         self.n_heads = n_heads
@@ -74,6 +78,10 @@ class BERT4RecModel(TransformerModelBase):
         self.recommend_torch_device = recommend_torch_device
         self.random_state = random_state
         self.mask_prob = mask_prob
+        self.negative_sampling = negative_sampling
+        self.softmax_chunk_size = softmax_chunk_size
+        self.precision = precision
+        self.torch_compile = torch_compile
         self._validate_params()
 
     # BERT's feed-forward: four times wider than the embeddings, GELU
@@ -94,8 +102,10 @@ class BERT4RecModel(TransformerModelBase):
         masked = valid & (torch.rand(window.shape, device=window.device) < self.mask_prob)  # (B, L)
         # a sequence with no masked position gets its last item masked, the inference situation
         last = (valid.sum(dim=1) - 1).clamp(min=0)  # (B,)
-        none = ~masked.any(dim=1)
-        masked[torch.arange(len(window), device=window.device)[none], last[none]] = True
+        none = ~masked.any(dim=1)  # (B,)
+        # a mask, not boolean indexing: no host synchronisation on an accelerator
+        at_last = torch.arange(window.shape[1], device=window.device).unsqueeze(0) == last.unsqueeze(1)  # (B, L)
+        masked |= none.unsqueeze(1) & at_last
         masked &= valid
         targets = torch.where(masked, window - N_SPECIAL, -1)  # (B, L)
         # of the masked positions: 80% mask token, 10% random item, 10% unchanged

@@ -23,7 +23,8 @@ class SASRecModel(TransformerModelBase):
     dropout_rate : dropout of embeddings, attention and feed-forward layers.
     session_max_len : number of most recent items the model reads.
     train_min_user_interactions : users with fewer interactions are not trained on.
-    loss : "softmax" (full catalog), "BCE" or "gBCE" (``n_negatives`` uniform negatives, ``gbce_t``).
+    loss : "softmax" (full catalog), "BCE" or "gBCE" (``n_negatives`` uniform negatives, ``gbce_t``),
+        or "sampled_softmax" (softmax over the positive and ``n_negatives`` sampled negatives).
     lr, batch_size, epochs : Adam learning rate, users per batch, passes over the data.
     deterministic : deterministic algorithms and, without ``random_state``, seed 0.
     verbose : 0 silent; 1 progress bar and per-epoch loss; 2 also Lightning's messages.
@@ -33,6 +34,14 @@ class SASRecModel(TransformerModelBase):
         (None: CUDA when available).
     get_trainer_func : optional callable returning a configured ``lightning.Trainer``.
     random_state : seed of initialisation, shuffling and sampling.
+    negative_sampling : negatives of "sampled_softmax": "uniform" over the catalog, "popularity"
+        (proportional to the training counts, with logQ correction) or "in_batch" (drawn from the
+        batch's positives, logQ by their in-batch frequency).
+    softmax_chunk_size : catalog items per chunk of the "softmax" loss; None chooses from the free
+        memory: the full logits while they fit, else a chunked loss that never materialises them.
+    precision : "auto" (bf16 autocast on a CUDA device that supports it, float32 otherwise),
+        "fp32" or "bf16".
+    torch_compile : compile the network with ``torch.compile`` for training.
     """
 
     def __init__(
@@ -60,6 +69,10 @@ class SASRecModel(TransformerModelBase):
         recommend_batch_size: int = 256,
         recommend_torch_device: tp.Optional[str] = None,
         random_state: tp.Optional[int] = None,
+        negative_sampling: str = "uniform",
+        softmax_chunk_size: tp.Optional[int] = None,
+        precision: str = "auto",
+        torch_compile: bool = False,
     ) -> None:
         self.n_blocks = n_blocks
         self.n_heads = n_heads
@@ -84,6 +97,10 @@ class SASRecModel(TransformerModelBase):
         self.recommend_batch_size = recommend_batch_size
         self.recommend_torch_device = recommend_torch_device
         self.random_state = random_state
+        self.negative_sampling = negative_sampling
+        self.softmax_chunk_size = softmax_chunk_size
+        self.precision = precision
+        self.torch_compile = torch_compile
         self._validate_params()
 
     # SASRec's feed-forward is point-wise with the same width as the embeddings

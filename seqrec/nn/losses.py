@@ -1,27 +1,171 @@
 """Every training loss of seqrec, in one place, in the papers' notation.
 
-All losses take the sequence vectors at the positions that have a target, ``h`` ``(N, d)``, the
-item table ``W`` ``(n_items, d)`` and the targets ``y`` ``(N,)`` (internal item ids); the score of
-item ``i`` is ``s_i = h . W_i``. Padding positions never reach a loss.
+All losses take the sequence vectors ``h`` ``(N, d)``, the item table ``W`` ``(n_items, d)`` and
+the targets ``y`` ``(N,)`` (internal item ids); the score of item ``i`` is ``s_i = h . W_i``. A
+target ``-1`` marks a row without target (a padding position): it adds nothing and the mean is
+taken over the other rows. This lets a GPU step pass every position without the host
+synchronisation that selecting the rows with a target (``h[y >= 0]``) costs.
 """
 
 from __future__ import annotations
 
+import math
+import os
+import typing as tp
+
 import torch
 import torch.nn.functional as F
 
-LOSSES = ("softmax", "BCE", "gBCE")
+LOSSES = ("softmax", "BCE", "gBCE", "sampled_softmax")
+NEGATIVE_SAMPLING = ("uniform", "popularity", "in_batch")
+
+# Bytes one (row, item) logit costs in the softmax: the float32 logits, their exponentials and the
+# gradient block, all alive at once.
+_BYTES_PER_LOGIT = 12
+_CPU_PLAIN_CAP = 4 << 30  # CPU: full logits up to 4 GiB stay on the plain path
+_CPU_CHUNK_CAP = 512 << 20  # CPU: at most 512 MiB of logits per chunk
 
 
-def softmax_loss(h: torch.Tensor, W: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy of the softmax over the full catalog."""
-    logits = h @ W.T  # (N, n_items)
-    return F.cross_entropy(logits, y)
+def _valid_mean(terms: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean of the per-row ``terms`` ``(N,)`` over the rows with a target (``y >= 0``), sync-free."""
+    valid = (y >= 0).to(terms.dtype)
+    return (terms * valid).sum() / valid.sum().clamp(min=1.0)
+
+
+def _available_memory(device: torch.device) -> int:
+    """Free bytes: CUDA's free memory; on CPU psutil's available memory if installed, else
+    /proc/meminfo's MemAvailable, else a fixed 4 GiB."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        import psutil  # optional
+        return int(psutil.virtual_memory().available)
+    except ImportError:
+        pass
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 4 << 30
+
+
+def softmax_chunk_size(n_rows: int, n_items: int, device: torch.device, chunk_size: tp.Optional[int] = None) -> int:
+    """Catalog items per chunk of the full softmax; ``n_items`` means one block (the plain path).
+
+    The plain path is kept while the ``(n_rows, n_items)`` logits take at most a quarter of the free
+    memory (4 GiB at most on CPU), so that small catalogs run exactly as before. Otherwise a chunk
+    takes a sixteenth of the free memory (512 MiB at most on CPU). ``chunk_size`` forces a size
+    (clipped to ``[1, n_items]``).
+    """
+    if chunk_size is not None:
+        return max(1, min(int(chunk_size), n_items))
+    free = _available_memory(device)
+    cpu = device.type != "cuda"
+    row_bytes = max(1, n_rows) * _BYTES_PER_LOGIT
+    plain_budget = min(free // 4, _CPU_PLAIN_CAP) if cpu else free // 4
+    if row_bytes * n_items <= plain_budget:
+        return n_items
+    chunk_budget = min(free // 16, _CPU_CHUNK_CAP) if cpu else free // 16
+    return int(min(n_items, max(256, chunk_budget // row_bytes)))
+
+
+class ChunkedSoftmaxCE(torch.autograd.Function):
+    """Mean cross-entropy of ``softmax(h @ W.T)`` over the rows with a target, never holding more
+    than ``(N, chunk)`` logits.
+
+    Forward streams over catalog chunks with an online logsumexp. Backward recomputes each chunk's
+    logits, turns them into ``softmax`` probabilities (the ``- onehot`` term is added once at the
+    end from the target rows of ``W``), accumulates ``dh`` and writes ``dW`` chunk by chunk. All
+    accumulation is in float32 whatever the input dtype (bf16 under autocast).
+    """
+
+    @staticmethod
+    def forward(ctx: tp.Any, h: torch.Tensor, W: torch.Tensor, y: torch.Tensor, chunk: int) -> torch.Tensor:
+        N, n_items = h.shape[0], W.shape[0]
+        valid = y >= 0
+        y0 = y.clamp(min=0)
+        m = torch.full((N,), -math.inf, device=h.device, dtype=torch.float32)  # running max
+        s = torch.zeros(N, device=h.device, dtype=torch.float32)  # running sum of exp(logit - m)
+        for start in range(0, n_items, chunk):
+            logits = (h @ W[start:start + chunk].T).float()  # (N, C)
+            m_new = torch.maximum(m, logits.amax(dim=1))
+            s = s * torch.exp(m - m_new) + torch.exp(logits - m_new.unsqueeze(1)).sum(dim=1)
+            m = m_new
+        lse = m + torch.log(s)  # (N,)
+        target_logit = (h.float() * W[y0].float()).sum(dim=1)  # (N,)
+        n_valid = valid.sum().clamp(min=1).float()
+        loss = ((lse - target_logit) * valid).sum() / n_valid
+        ctx.save_for_backward(h, W, y0, valid, lse, n_valid)
+        ctx.chunk = chunk
+        return loss
+
+    @staticmethod
+    def backward(ctx: tp.Any, grad: torch.Tensor) -> tp.Tuple[tp.Optional[torch.Tensor], ...]:
+        h, W, y0, valid, lse, n_valid = ctx.saved_tensors
+        chunk = ctx.chunk
+        # d loss / d logit_ij = scale_i * (softmax_ij - onehot_ij), scale_i = grad * valid_i / n_valid
+        scale = (grad.float() * valid.float() / n_valid).unsqueeze(1)  # (N, 1)
+        hf = h.float()
+        dh = torch.zeros_like(hf)  # (N, d)
+        dW = torch.zeros(W.shape, device=W.device, dtype=torch.float32)  # (n_items, d)
+        for start in range(0, W.shape[0], chunk):
+            Wc = W[start:start + chunk]
+            p = torch.exp((h @ Wc.T).float() - lse.unsqueeze(1)) * scale  # (N, C)
+            dh.addmm_(p, Wc.float())
+            dW[start:start + chunk] = p.T @ hf
+        W_y = W[y0].float()  # (N, d)
+        dh.sub_(scale * W_y)
+        dW.index_add_(0, y0, -scale * hf)
+        return dh.to(h.dtype), dW.to(W.dtype), None, None
+
+
+def chunked_softmax_loss(h: torch.Tensor, W: torch.Tensor, y: torch.Tensor, chunk_size: int) -> torch.Tensor:
+    """Full-catalog softmax cross-entropy computed ``chunk_size`` items at a time (see :class:`ChunkedSoftmaxCE`)."""
+    return ChunkedSoftmaxCE.apply(h, W, y, int(chunk_size))
+
+
+def softmax_loss(h: torch.Tensor, W: torch.Tensor, y: torch.Tensor,
+                 chunk_size: tp.Optional[int] = None) -> torch.Tensor:
+    """Cross-entropy of the softmax over the full catalog.
+
+    The plain ``h @ W.T`` path is used while the ``(N, n_items)`` logits fit comfortably in memory;
+    beyond that (or with ``chunk_size`` given) the chunked path, which gives the same loss and
+    gradients without materialising the logits.
+    """
+    chunk = softmax_chunk_size(h.shape[0], W.shape[0], h.device, chunk_size)
+    if chunk >= W.shape[0]:
+        logits = h @ W.T  # (N, n_items)
+        return F.cross_entropy(logits.float(), y, ignore_index=-1)
+    return chunked_softmax_loss(h, W, y, chunk)
 
 
 def sample_negatives(n: int, n_negatives: int, n_items: int, device: torch.device) -> torch.Tensor:
     """Item ids ``(n, n_negatives)`` drawn uniformly from the catalog, on ``device``."""
     return torch.randint(0, n_items, (n, n_negatives), device=device)
+
+
+class Popularity(tp.NamedTuple):
+    """Popularity sampling distribution: ``cdf`` ``(n_items,)`` float64 and ``log_q`` ``(n_items,)``,
+    ``Q(i) = count_i / sum(count)``."""
+
+    cdf: torch.Tensor
+    log_q: torch.Tensor
+
+    @classmethod
+    def from_counts(cls, item_counts: torch.Tensor) -> "Popularity":
+        counts = torch.as_tensor(item_counts).double().clamp(min=0)
+        q = counts / counts.sum()
+        return cls(cdf=torch.cumsum(q, 0), log_q=torch.log(q).float())
+
+
+def sample_popular(n: int, n_negatives: int, cdf: torch.Tensor) -> torch.Tensor:
+    """Item ids ``(n, n_negatives)`` drawn with probability ``Q(i)`` given by ``cdf``, on its device
+    (inverse-CDF sampling: one uniform draw and a binary search, no host synchronisation)."""
+    u = torch.rand(n, n_negatives, device=cdf.device, dtype=cdf.dtype) * cdf[-1]
+    return torch.searchsorted(cdf, u, right=True).clamp(max=len(cdf) - 1)
 
 
 def sampled_logits(h: torch.Tensor, W: torch.Tensor, y: torch.Tensor, negatives: torch.Tensor) -> torch.Tensor:
@@ -65,22 +209,87 @@ def bce_loss(h: torch.Tensor, W: torch.Tensor, y: torch.Tensor, n_negatives: int
     n_items = W.shape[0]
     if negatives is None:
         negatives = sample_negatives(len(y), n_negatives, n_items, h.device)
-    logits = sampled_logits(h, W, y, negatives)  # (N, 1 + K)
+    logits = sampled_logits(h, W, y.clamp(min=0), negatives).float()  # (N, 1 + K)
     s_pos, s_neg = logits[:, :1], logits[:, 1:]
     if gbce_t != 0.0:
         s_pos = gbce_positive_logits(s_pos, gbce_beta(negatives.shape[1], n_items, gbce_t))
     # -log sigmoid(s+) for positives, -log(1 - sigmoid(s-)) = softplus(s-) for negatives
     terms = torch.cat([F.softplus(-s_pos), F.softplus(s_neg)], dim=1)  # (N, 1 + K)
-    return terms.mean()
+    return _valid_mean(terms.mean(dim=1), y)
+
+
+def sampled_softmax_loss(h: torch.Tensor, W: torch.Tensor, y: torch.Tensor, negatives: torch.Tensor,
+                         log_q: tp.Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Cross-entropy of the softmax over the positive and its ``K`` sampled negatives.
+
+    ``negatives`` is ``(N, K)`` (own negatives per row) or ``(K,)`` (shared by all rows). A negative
+    equal to the row's positive (an accidental hit) is masked out. ``log_q`` holds ``log Q`` of the
+    candidates, ``(N, 1 + K)`` or ``(1 + K,)`` broadcastable, positive first: the logQ correction
+    ``s - log Q`` is applied to every candidate, the positive included (as in TensorFlow's
+    ``sampled_softmax_loss`` and Yi et al., 2019), so that sampling by popularity estimates the full
+    softmax. Rows with ``y = -1`` are ignored.
+    """
+    y0 = y.clamp(min=0)
+    if negatives.dim() == 1:
+        # shared negatives: one matmul instead of gathering N * K embeddings
+        s_pos = (h * W[y0]).sum(dim=1, keepdim=True)  # (N, 1)
+        s_neg = h @ W[negatives].T  # (N, K)
+        logits = torch.cat([s_pos, s_neg], dim=1).float()  # (N, 1 + K)
+        hits = negatives.unsqueeze(0) == y0.unsqueeze(1)  # (N, K)
+    else:
+        logits = sampled_logits(h, W, y0, negatives).float()  # (N, 1 + K)
+        hits = negatives == y0.unsqueeze(1)  # (N, K)
+    if log_q is not None:
+        logits = logits - log_q
+    logits = torch.cat([logits[:, :1], logits[:, 1:].masked_fill(hits, -math.inf)], dim=1)
+    terms = torch.logsumexp(logits, dim=1) - logits[:, 0]  # (N,)
+    return _valid_mean(terms, y)
+
+
+def in_batch_negatives(y: torch.Tensor, n_negatives: int, n_items: int) -> tp.Tuple[torch.Tensor, torch.Tensor]:
+    """``K`` negatives ``(K,)`` drawn (with replacement) from the positives of the batch, shared by all
+    rows, and ``log Q`` of each candidate's item by its frequency among the batch's positives:
+    ``(N, 1 + K)``, positive column first. Rows with ``y = -1`` are neither drawn nor counted."""
+    valid = (y >= 0).float()
+    n_valid = valid.sum()
+    # a batch without targets draws from all rows (its loss is zero anyway)
+    weights = valid + (n_valid == 0).float()
+    idx = torch.multinomial(weights, n_negatives, replacement=True)
+    y0 = y.clamp(min=0)
+    negatives = y0[idx]  # (K,)
+    # item counts among the batch's positives; index_add_ keeps it on the device (a bincount would
+    # read its output size on the host)
+    counts = torch.zeros(n_items, device=y.device).index_add_(0, y0, valid)
+    log_freq = torch.log((counts / n_valid.clamp(min=1.0)).clamp(min=1e-12))  # (n_items,)
+    log_q = torch.cat([log_freq[y0].unsqueeze(1), log_freq[negatives].expand(len(y), -1)], dim=1)  # (N, 1 + K)
+    return negatives, log_q
 
 
 def compute_loss(loss: str, h: torch.Tensor, W: torch.Tensor, y: torch.Tensor, n_negatives: int,
-                 gbce_t: float) -> torch.Tensor:
-    """Dispatch on the loss name (one of :data:`LOSSES`)."""
+                 gbce_t: float, negative_sampling: str = "uniform",
+                 popularity: tp.Optional[Popularity] = None,
+                 softmax_chunk_size: tp.Optional[int] = None) -> torch.Tensor:
+    """Dispatch on the loss name (one of :data:`LOSSES`).
+
+    ``popularity`` is needed for ``negative_sampling="popularity"``; ``softmax_chunk_size`` forces the chunk of the full softmax.
+    """
     if loss == "softmax":
-        return softmax_loss(h, W, y)
+        return softmax_loss(h, W, y, softmax_chunk_size)
     if loss == "BCE":
         return bce_loss(h, W, y, n_negatives)
     if loss == "gBCE":
         return bce_loss(h, W, y, n_negatives, gbce_t)
+    if loss == "sampled_softmax":
+        if negative_sampling == "uniform":
+            return sampled_softmax_loss(h, W, y, sample_negatives(len(y), n_negatives, W.shape[0], h.device))
+        if negative_sampling == "popularity":
+            if popularity is None:
+                raise ValueError("negative_sampling='popularity' needs the item popularity (Popularity)")
+            negatives = sample_popular(len(y), n_negatives, popularity.cdf)
+            log_q = popularity.log_q[torch.cat([y.clamp(min=0).unsqueeze(1), negatives], dim=1)]  # (N, 1 + K)
+            return sampled_softmax_loss(h, W, y, negatives, log_q)
+        if negative_sampling == "in_batch":
+            negatives, log_q = in_batch_negatives(y, n_negatives, W.shape[0])
+            return sampled_softmax_loss(h, W, y, negatives, log_q)
+        raise ValueError(f"Unknown negative_sampling {negative_sampling!r}; allowed: {NEGATIVE_SAMPLING}")
     raise ValueError(f"Unknown loss {loss!r}; allowed: {LOSSES}")

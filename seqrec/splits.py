@@ -1,0 +1,125 @@
+"""Train/validation/test splits of an interactions DataFrame.
+
+Time order is the ``datetime`` column when present (ties keep input order: stable sorts), else
+the row order. Every split returns new DataFrames holding rows of the input in their input order
+(original index kept), ready for :meth:`seqrec.Dataset.construct`; the input is never modified.
+"""
+
+from __future__ import annotations
+
+import typing as tp
+
+import numpy as np
+import pandas as pd
+
+from .columns import Columns
+
+__all__ = ["last_n_split", "leave_one_out", "time_split"]
+
+
+def _check_interactions(df: tp.Any) -> None:
+    if not isinstance(df, pd.DataFrame):
+        raise TypeError(f"interactions must be a pandas DataFrame, got {type(df).__name__}")
+    required = [Columns.User, Columns.Item]
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise ValueError(f"interactions is missing required column(s) {missing}; it has {list(df.columns)}")
+    for col in required + ([Columns.Datetime] if Columns.Datetime in df.columns else []):
+        if df[col].isna().any():
+            raise ValueError(f"interactions: column '{col}' has {int(df[col].isna().sum())} missing value(s)")
+
+
+def _check_count(name: str, value: tp.Any, minimum: int) -> None:
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+def _positions_from_end(df: pd.DataFrame) -> tp.Tuple[np.ndarray, np.ndarray]:
+    """For each row: 0 for the user's latest interaction, 1 for the one before, ...; and the
+    user's number of interactions. Arrays follow the rows of ``df``."""
+    n = len(df)
+    user_codes = pd.factorize(df[Columns.User])[0]
+    if Columns.Datetime in df.columns:
+        order = np.argsort(df[Columns.Datetime].to_numpy(), kind="stable")
+    else:
+        order = np.arange(n)
+    order = order[np.argsort(user_codes[order], kind="stable")]  # by user, then time, then row
+    counts = np.bincount(user_codes)
+    sorted_users = user_codes[order]
+    starts = np.r_[0, np.cumsum(counts)[:-1]]
+    pos_from_start = np.arange(n) - starts[sorted_users]
+    from_end = np.empty(n, dtype=np.int64)
+    from_end[order] = counts[sorted_users] - 1 - pos_from_start
+    return from_end, counts[user_codes]
+
+
+def leave_one_out(interactions: pd.DataFrame, min_train_interactions: int = 1
+                  ) -> tp.Tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Split into ``(train, val, test)``: each user's last interaction is the test target, the one
+    before is the validation target, the rest is training.
+
+    A target is only held out when at least ``min_train_interactions`` earlier interactions of
+    the user stay in train: with the default 1, a user with one interaction is all train, a
+    user with two gets a test target but no validation target. Validation uses ``train`` as
+    history and test uses ``train`` + ``val``.
+    """
+    _check_interactions(interactions)
+    _check_count("min_train_interactions", min_train_interactions, 0)
+    from_end, counts = _positions_from_end(interactions)
+    is_test = (from_end == 0) & (counts - 1 >= min_train_interactions)
+    is_val = (from_end == 1) & (counts - 2 >= min_train_interactions)
+    is_train = ~(is_test | is_val)
+    return interactions.loc[is_train].copy(), interactions.loc[is_val].copy(), interactions.loc[is_test].copy()
+
+
+def last_n_split(interactions: pd.DataFrame, n: int, min_train_interactions: int = 1
+                 ) -> tp.Tuple[pd.DataFrame, pd.DataFrame]:
+    """Split into ``(train, test)``: each user's last ``n`` interactions go to test.
+
+    A user with fewer than ``n + min_train_interactions`` interactions stays entirely in train
+    (no test targets without enough history).
+    """
+    _check_interactions(interactions)
+    _check_count("n", n, 1)
+    _check_count("min_train_interactions", min_train_interactions, 0)
+    from_end, counts = _positions_from_end(interactions)
+    is_test = (from_end < n) & (counts >= n + min_train_interactions)
+    return interactions.loc[~is_test].copy(), interactions.loc[is_test].copy()
+
+
+def time_split(interactions: pd.DataFrame, timestamp: tp.Any, filter_cold_users: bool = True,
+               filter_cold_items: bool = True) -> tp.Tuple[pd.DataFrame, pd.DataFrame]:
+    """Split into ``(train, test)``: train holds interactions strictly before ``timestamp``,
+    test those at or after it.
+
+    With ``filter_cold_users`` / ``filter_cold_items``, test rows of users / items absent from
+    train are dropped (a model trained on train cannot rank them).
+    """
+    _check_interactions(interactions)
+    if Columns.Datetime not in interactions.columns:
+        raise ValueError(f"time_split needs a '{Columns.Datetime}' column; interactions has "
+                         f"{list(interactions.columns)}")
+    col = interactions[Columns.Datetime]
+    if pd.api.types.is_datetime64_any_dtype(col):
+        try:
+            ts = pd.Timestamp(timestamp)
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"timestamp {timestamp!r} is not a date/time: {e}") from None
+        if (ts.tzinfo is None) != (col.dt.tz is None):
+            raise ValueError(f"timestamp {timestamp!r} and column '{Columns.Datetime}' ({col.dtype}) must both "
+                             "have a time zone or both have none")
+        before = (col < ts).to_numpy()
+    elif pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+        if not isinstance(timestamp, (int, float, np.integer, np.floating)) or isinstance(timestamp, bool):
+            raise ValueError(f"column '{Columns.Datetime}' is numeric ({col.dtype}): timestamp must be a number, "
+                             f"got {timestamp!r}")
+        before = (col < timestamp).to_numpy()
+    else:
+        raise ValueError(f"column '{Columns.Datetime}' must hold datetimes or numbers, got dtype {col.dtype}")
+    train = interactions.loc[before].copy()
+    keep = ~before
+    if filter_cold_users:
+        keep &= interactions[Columns.User].isin(train[Columns.User]).to_numpy()
+    if filter_cold_items:
+        keep &= interactions[Columns.Item].isin(train[Columns.Item]).to_numpy()
+    return train, interactions.loc[keep].copy()

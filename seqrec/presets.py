@@ -1,0 +1,68 @@
+"""Hyperparameter presets per (model, dataset), the settings behind the benchmark rows.
+
+``get_preset("sasrec-ml-1m")`` returns a fresh dict of constructor arguments:
+``SASRecModel(**get_preset("sasrec-ml-1m"))``. Change ``epochs`` (an upper bound when early
+stopping is used) or any other key freely; the dict is a copy.
+
+Sources (see ``../shared/BENCHMARKS.md`` of the project):
+
+- ``sasrec-ml-1m``: SASRec+ of Klenitskiy & Vasilev (RecSys 2023): d=64, 2 blocks, 1 head,
+  dropout 0.1, length 200, batch 128, Adam lr 1e-3, full softmax, up to 100 epochs with patience
+  10 on validation NDCG@10; item ids only (tied input/output embeddings).
+- ``bert4rec-ml-1m``: the same paper's BERT4Rec (softmax CE, mask probability 0.2), with the
+  SASRec+ sizes (d=64, 2 blocks, length 200) and 2 heads; BERT4Rec needs more epochs.
+- ``sasrec-beauty`` / ``bert4rec-beauty``: short sequences (length 50), stronger dropout (0.5) as
+  in the SASRec paper's sparse Amazon sets; mask probability 0.6 for BERT4Rec (BERT4Rec paper's
+  choice for Beauty).
+- ``*-ml-latest-small``: small and fast settings for the embedded data set (610 users).
+"""
+
+from __future__ import annotations
+
+import copy
+import typing as tp
+
+from .nn.item_net import IdEmbeddingsItemNet
+
+__all__ = ["PRESETS", "get_preset", "preset_names"]
+
+_IDS_ONLY = (IdEmbeddingsItemNet,)
+
+PRESETS: tp.Dict[str, tp.Dict[str, tp.Any]] = {
+    "sasrec-ml-1m": dict(
+        n_factors=64, n_blocks=2, n_heads=1, dropout_rate=0.1, session_max_len=200, batch_size=128, lr=1e-3,
+        loss="softmax", epochs=100, item_net_block_types=_IDS_ONLY,
+    ),
+    "bert4rec-ml-1m": dict(
+        n_factors=64, n_blocks=2, n_heads=2, dropout_rate=0.1, session_max_len=200, batch_size=128, lr=1e-3,
+        loss="softmax", mask_prob=0.2, epochs=200, item_net_block_types=_IDS_ONLY,
+    ),
+    "sasrec-beauty": dict(
+        n_factors=64, n_blocks=2, n_heads=1, dropout_rate=0.5, session_max_len=50, batch_size=128, lr=1e-3,
+        loss="softmax", epochs=200, item_net_block_types=_IDS_ONLY,
+    ),
+    "bert4rec-beauty": dict(
+        n_factors=64, n_blocks=2, n_heads=2, dropout_rate=0.5, session_max_len=50, batch_size=128, lr=1e-3,
+        loss="softmax", mask_prob=0.6, epochs=200, item_net_block_types=_IDS_ONLY,
+    ),
+    "sasrec-ml-latest-small": dict(
+        n_factors=64, n_blocks=2, n_heads=1, dropout_rate=0.2, session_max_len=100, batch_size=64, lr=1e-3,
+        loss="softmax", epochs=50, item_net_block_types=_IDS_ONLY,
+    ),
+    "bert4rec-ml-latest-small": dict(
+        n_factors=64, n_blocks=2, n_heads=2, dropout_rate=0.2, session_max_len=100, batch_size=64, lr=1e-3,
+        loss="softmax", mask_prob=0.2, epochs=100, item_net_block_types=_IDS_ONLY,
+    ),
+}
+
+
+def preset_names() -> tp.List[str]:
+    """Names of the presets, ``"<model>-<dataset>"``."""
+    return sorted(PRESETS)
+
+
+def get_preset(name: str) -> tp.Dict[str, tp.Any]:
+    """A fresh copy of the preset ``name`` (constructor arguments of the model it names)."""
+    if name not in PRESETS:
+        raise ValueError(f"Unknown preset {name!r}; available: {preset_names()}")
+    return copy.copy(PRESETS[name])  # values are immutable (numbers, strings, tuples of classes)

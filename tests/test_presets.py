@@ -1,0 +1,33 @@
+import pytest
+
+from seqrec import BERT4RecModel, SASRecModel
+from seqrec.presets import PRESETS, get_preset, preset_names
+
+MODELS = {"sasrec": SASRecModel, "bert4rec": BERT4RecModel}
+
+
+@pytest.mark.parametrize("name", preset_names())
+def test_each_preset_builds_its_model(name):
+    model_name = name.split("-", 1)[0]
+    model = MODELS[model_name](**get_preset(name))
+    params = model.get_params()
+    for key, value in get_preset(name).items():
+        assert params[key] == value
+
+
+def test_get_preset_returns_a_fresh_copy():
+    preset = get_preset("sasrec-ml-1m")
+    preset["n_factors"] = 999
+    assert get_preset("sasrec-ml-1m")["n_factors"] == 64
+    assert PRESETS["sasrec-ml-1m"]["n_factors"] == 64
+
+
+def test_sasrec_ml_1m_matches_the_published_setting():
+    p = get_preset("sasrec-ml-1m")
+    assert (p["n_factors"], p["n_blocks"], p["n_heads"], p["session_max_len"], p["batch_size"], p["lr"], p["loss"]) == (
+        64, 2, 1, 200, 128, 1e-3, "softmax")
+
+
+def test_unknown_preset_lists_the_available_ones():
+    with pytest.raises(ValueError, match="sasrec-ml-1m"):
+        get_preset("sasrec-ml-2m")

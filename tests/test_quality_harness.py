@@ -1,0 +1,91 @@
+"""The benchmark's early-stopping callback: it stops on patience and the best weights end in the model."""
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from seqrec import Columns, Dataset, SASRecModel
+from seqrec.batching import take_rows
+from seqrec.nn.item_net import IdEmbeddingsItemNet
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def quality():
+    spec = importlib.util.spec_from_file_location("quality", ROOT / "benchmarks" / "quality.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _data():
+    # 60 users walking a cycle of 12 items: the next item is predictable
+    rng = np.random.default_rng(0)
+    rows = []
+    for user in range(60):
+        start = int(rng.integers(0, 12))
+        rows += [(user, (start + t) % 12) for t in range(8)]
+    return pd.DataFrame(rows, columns=[Columns.User, Columns.Item])
+
+
+def test_early_stopping_restores_best_weights(quality, tmp_path):
+    patience = 2
+    from seqrec.splits import leave_one_out
+    train, val, _ = leave_one_out(_data())
+    ds = Dataset.construct(train)
+    model = SASRecModel(n_factors=16, n_heads=1, n_blocks=1, session_max_len=8, batch_size=16, epochs=8, lr=0.05,
+                        item_net_block_types=(IdEmbeddingsItemNet,), random_state=0, recommend_torch_device="cpu")
+    users = ds.user_id_map.to_internal(val[Columns.User])
+    targets = ds.item_id_map.to_internal(val[Columns.Item])
+    indptr, items = take_rows(ds.interactions.indptr, ds.interactions.items, users)
+    cb = quality.ValidationEarlyStopping(model, indptr, items, targets, 10, patience, tmp_path / "p.jsonl", "t")
+    model.set_params(get_trainer_func=quality.make_trainer_factory(model, cb, 8, "cpu"))
+    model.fit(ds)
+    scores = [h["val_ndcg@10"] for h in cb.history]
+    best = int(np.argmax(scores)) + 1
+    assert cb.best_epoch == best and cb.best_score == max(scores)
+    # stopped after `patience` epochs without improvement, or at max_epochs
+    assert len(cb.history) == min(8, best + patience) or cb.stopped_by == "max_epochs"
+    assert len((tmp_path / "p.jsonl").read_text().splitlines()) == len(cb.history)
+    model.net_.load_state_dict(cb.best_state)
+    # the restored net gives the best validation score again
+    rows, rec_items, _ = model._rank(model.net_, indptr, items, 10, True, None, torch.device("cpu"))
+    reco = pd.DataFrame({Columns.User: rows, Columns.Item: rec_items, Columns.Rank: quality._ranks(rows)})
+    from seqrec.metrics import NDCG
+    again = NDCG(10).calc(reco, pd.DataFrame({Columns.User: np.arange(len(targets)), Columns.Item: targets}))
+    assert again == pytest.approx(cb.best_score)
+
+
+def test_stops_after_patience_epochs_without_improvement(quality, monkeypatch):
+    from seqrec.splits import leave_one_out
+    train, val, _ = leave_one_out(_data())
+    ds = Dataset.construct(train)
+    model = SASRecModel(n_factors=16, n_heads=1, n_blocks=1, session_max_len=8, batch_size=16, epochs=10, lr=0.05,
+                        item_net_block_types=(IdEmbeddingsItemNet,), random_state=0, recommend_torch_device="cpu")
+    scripted = iter([0.1, 0.3, 0.2, 0.3, 0.25, 0.9, 0.9, 0.9])  # no strict improvement after epoch 2
+    monkeypatch.setattr(quality, "calc_metrics", lambda *a, **kw: {"NDCG@10": next(scripted), "HR@10": 0.0})
+    users = ds.user_id_map.to_internal(val[Columns.User])
+    indptr, items = take_rows(ds.interactions.indptr, ds.interactions.items, users)
+    cb = quality.ValidationEarlyStopping(model, indptr, items, np.zeros(len(users), np.int64), 10, 3)
+    model.set_params(get_trainer_func=quality.make_trainer_factory(model, cb, 10, "cpu"))
+    model.fit(ds)
+    assert [h["epoch"] for h in cb.history] == [1, 2, 3, 4, 5]
+    assert cb.best_epoch == 2 and cb.stopped_by == "patience"
+    final = model.net_.state_dict()
+    assert any(not torch.equal(final[n], t) for n, t in cb.best_state.items())  # training went on after the best
+
+
+def test_ranks_helper(quality):
+    assert quality._ranks(np.array([0, 0, 0, 2, 2, 5])).tolist() == [1, 2, 3, 1, 2, 1]
+
+
+def test_quick_flags_do_not_override_explicit_ones(quality):
+    args = quality.parse_args(["--quick", "--max-epochs", "7"])
+    assert args.dataset == "ml-latest-small" and args.max_epochs == 7 and args.patience == 2
+    with pytest.raises(SystemExit):
+        quality.parse_args(["--patience", "0"])

@@ -90,6 +90,7 @@ class Interactions:
     items: np.ndarray  # (nnz,) int64, internal item ids
     weights: np.ndarray  # (nnz,) float32
     times: np.ndarray  # (nnz,) int64 (datetime64[ns] as integers, or row order if no datetime)
+    times_are_datetimes: bool = False  # whether ``times`` hold datetime64[ns] values
 
     @property
     def n_users(self) -> int:
@@ -163,8 +164,12 @@ def _check_frame(df: tp.Any, what: str, required: tp.Sequence[str]) -> None:
             raise ValueError(f"{what}: column '{col}' has {n} missing value(s), first at index {first!r}")
 
 
+def _is_numeric_time(col: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col)
+
+
 def _datetimes_as_int(col: pd.Series) -> np.ndarray:
-    if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+    if _is_numeric_time(col):
         return col.to_numpy(dtype=np.float64).astype(np.int64) if col.dtype.kind == "f" else col.to_numpy(np.int64)
     try:
         converted = pd.to_datetime(col)
@@ -176,7 +181,7 @@ def _datetimes_as_int(col: pd.Series) -> np.ndarray:
 
 
 def build_interactions(user_codes: np.ndarray, item_codes: np.ndarray, n_users: int,
-                       weights: np.ndarray, times: np.ndarray) -> Interactions:
+                       weights: np.ndarray, times: np.ndarray, times_are_datetimes: bool = False) -> Interactions:
     """Group rows by user and sort each user's rows by time (stable)."""
     order = np.argsort(times, kind="stable")
     order = order[np.argsort(user_codes[order], kind="stable")]
@@ -188,6 +193,7 @@ def build_interactions(user_codes: np.ndarray, item_codes: np.ndarray, n_users: 
         items=_readonly(item_codes[order].astype(np.int64, copy=False)),
         weights=_readonly(weights[order].astype(np.float32, copy=False)),
         times=_readonly(times[order]),
+        times_are_datetimes=times_are_datetimes,
     )
 
 
@@ -304,11 +310,13 @@ class Dataset:
         if Columns.Datetime in interactions_df.columns:
             _check_frame(interactions_df, "interactions", [Columns.Datetime])
             times = _datetimes_as_int(interactions_df[Columns.Datetime])
+            are_datetimes = not _is_numeric_time(interactions_df[Columns.Datetime])
         else:
             times = np.arange(n, dtype=np.int64)
+            are_datetimes = False
         user_map = IdMap(user_uniques)
         item_map = IdMap(item_uniques)
-        inter = build_interactions(user_codes, item_codes, user_map.size, weights, times)
+        inter = build_interactions(user_codes, item_codes, user_map.size, weights, times, are_datetimes)
 
         def features(df: tp.Optional[pd.DataFrame], id_map: IdMap, cats: tp.Iterable[str], dense: bool,
                      what: str) -> tp.Optional[Features]:
@@ -341,5 +349,5 @@ class Dataset:
             Columns.User: self.user_id_map.to_external(users),
             Columns.Item: self.item_id_map.to_external(inter.items),
             Columns.Weight: inter.weights,
-            Columns.Datetime: inter.times,
+            Columns.Datetime: inter.times.view("datetime64[ns]") if inter.times_are_datetimes else inter.times,
         })

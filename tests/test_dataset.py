@@ -40,6 +40,7 @@ def test_sequences_sorted_by_time_with_stable_ties():
     raw = ds.get_raw_interactions()
     assert raw[raw[Columns.User] == "a"][Columns.Item].tolist() == [10, 20]
     assert raw[raw[Columns.User] == "b"][Columns.Weight].tolist() == [1.0, 1.0, 3.0]
+    assert raw[raw[Columns.User] == "c"][Columns.Datetime].tolist() == [pd.Timestamp("2024-01-05")]
 
 
 def test_without_datetime_row_order_is_time_order_and_weight_defaults_to_one():

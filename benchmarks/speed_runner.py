@@ -1,0 +1,163 @@
+"""One measured run of one library (seqrec or RecTools 0.19) on a saved synthetic table.
+
+Started by ``benchmarks/speed.py`` as a subprocess: seqrec with the project's interpreter,
+RecTools with ``.venv-rectools/bin/python`` (RecTools is imported only here, only with ``--lib
+rectools``). Writes one JSON: preparation seconds, per-configuration epoch seconds and peak RSS,
+recommend seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import threading
+import time
+import typing as tp
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+# epoch timings written by the trainer callback; a module global because RecTools deep-copies its
+# trainer (and so the callback) before fitting
+EPOCH: tp.Dict[str, float] = {}
+
+
+class PeakRSS:
+    """Peak resident set size of this process while the block runs, sampled every 5 ms."""
+
+    def __init__(self) -> None:
+        self.peak = 0
+        self._stop = threading.Event()
+        self._page = os.sysconf("SC_PAGE_SIZE")
+
+    def _rss(self) -> int:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * self._page
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._rss())
+            self._stop.wait(0.005)
+
+    def __enter__(self) -> "PeakRSS":
+        self.peak = self._rss()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: tp.Any) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._rss())
+
+
+def make_trainer_factory(pl: tp.Any, batches: tp.Optional[int], accelerator: str) -> tp.Callable[[], tp.Any]:
+    class EpochTimer(pl.Callback):
+        def on_train_epoch_start(self, trainer: tp.Any, module: tp.Any) -> None:
+            EPOCH["start"] = time.perf_counter()
+
+        def on_train_epoch_end(self, trainer: tp.Any, module: tp.Any) -> None:
+            EPOCH["seconds"] = time.perf_counter() - EPOCH["start"]
+            EPOCH["batches"] = trainer.num_training_batches
+
+    def factory() -> tp.Any:
+        return pl.Trainer(max_epochs=1, min_epochs=1, limit_train_batches=batches if batches else 1.0,
+                          logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                          enable_model_summary=False, accelerator=accelerator, devices=1,
+                          callbacks=[EpochTimer()])
+
+    return factory
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--lib", choices=("seqrec", "rectools"), required=True)
+    p.add_argument("--data", required=True)
+    p.add_argument("--configs", required=True, help="JSON list of {name, model, params}")
+    p.add_argument("--threads", type=int, required=True)
+    p.add_argument("--batches", type=int, default=0, help="batches per measured epoch (0: all)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--out", required=True)
+    a = p.parse_args()
+
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(a.threads)
+    cuda = a.device.startswith("cuda")
+    from synthetic import load_frame
+
+    df = load_frame(a.data)
+    if a.lib == "seqrec":
+        sys.path.insert(0, os.path.dirname(HERE))
+        import lightning as pl
+        from seqrec import BERT4RecModel, Dataset, IdEmbeddingsItemNet, SASRecModel
+        from seqrec.training import WindowDataset
+    else:
+        import pytorch_lightning as pl
+        from rectools.dataset import Dataset
+        from rectools.models import BERT4RecModel, SASRecModel
+        from rectools.models.nn.item_net import IdEmbeddingsItemNet
+    classes = {"SASRec": SASRecModel, "BERT4Rec": BERT4RecModel}
+    factory = make_trainer_factory(pl, a.batches or None, "gpu" if cuda else "cpu")
+    configs = json.loads(a.configs)
+    result: tp.Dict[str, tp.Any] = {"lib": a.lib, "threads": torch.get_num_threads(), "configs": {}}
+
+    def build(cfg: tp.Dict[str, tp.Any]) -> tp.Any:
+        torch.manual_seed(0)  # RecTools has no random_state; seqrec gets the same seed as one
+        extra = {"random_state": 0} if a.lib == "seqrec" else {}
+        return classes[cfg["model"]](**cfg["params"], epochs=1, item_net_block_types=(IdEmbeddingsItemNet,),
+                                     get_trainer_func=factory, recommend_torch_device=a.device, **extra)
+
+    # ---- dataset + training-sequence preparation (what fit does before its first batch)
+    first = build(configs[0])
+    with PeakRSS() as mem:
+        t0 = time.perf_counter()
+        ds = Dataset.construct(df)
+        if a.lib == "seqrec":
+            lengths = ds.interactions.lengths
+            train_users = np.flatnonzero(lengths >= 2)
+            WindowDataset(ds.interactions, train_users, first._train_window())
+            np.bincount(ds.interactions.items, minlength=ds.n_items)
+        else:
+            first.data_preparator.process_dataset_train(ds)
+        result["prep_s"] = time.perf_counter() - t0
+    result["prep_rss"] = mem.peak
+
+    # ---- one training epoch per configuration
+    fitted = None
+    for cfg in configs:
+        model = build(cfg)
+        EPOCH.clear()
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()
+        with PeakRSS() as mem:
+            t0 = time.perf_counter()
+            model.fit(ds)
+            fit_s = time.perf_counter() - t0
+        entry = {"epoch_s": EPOCH["seconds"], "batches": EPOCH["batches"], "fit_s": fit_s, "peak_rss": mem.peak}
+        if cuda:
+            entry["cuda_max_allocated"] = torch.cuda.max_memory_allocated()
+        result["configs"][cfg["name"]] = entry
+        print(a.lib, cfg["name"], json.dumps(entry), flush=True)
+        if fitted is None:
+            fitted = model
+
+    # ---- recommend for all users with the first configuration's model
+    users = ds.user_id_map.external_ids
+    with PeakRSS() as mem:
+        t0 = time.perf_counter()
+        reco = fitted.recommend(users, ds, k=10, filter_viewed=True)
+        result["recommend_s"] = time.perf_counter() - t0
+    result["recommend_rss"] = mem.peak
+    result["recommend_rows"] = len(reco)
+    result["max_rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    with open(a.out, "w") as f:
+        json.dump(result, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -297,7 +297,7 @@ def summarize(runs: tp.List[tp.Dict[str, tp.Any]]) -> tp.Dict[str, tp.Any]:
     out = {}
     for name in runs[0]["metrics"]:
         vals = np.array([r["metrics"][name] for r in runs])
-        out[name] = {"mean": float(vals.mean()), "std": float(vals.std(ddof=1)) if len(vals) > 1 else 0.0}
+        out[name] = {"mean": float(vals.mean()), "std": float(vals.std(ddof=1)) if len(vals) > 1 else None}
     best = [r["best_epoch"] for r in runs if r["best_epoch"] is not None]
     out["best_epoch"] = {"mean": float(np.mean(best))} if best else None
     out["epochs_run"] = {"mean": float(np.mean([r["epochs_run"] for r in runs]))}
@@ -305,8 +305,9 @@ def summarize(runs: tp.List[tp.Dict[str, tp.Any]]) -> tp.Dict[str, tp.Any]:
     return out
 
 
-def _pm(stat: tp.Dict[str, float]) -> str:
-    return f"{stat['mean']:.4f} ± {stat['std']:.4f}"
+def _pm(stat: tp.Dict[str, tp.Any]) -> str:
+    # sample std over seeds; one seed has none
+    return f"{stat['mean']:.4f}" if stat["std"] is None else f"{stat['mean']:.4f} ± {stat['std']:.4f}"
 
 
 def markdown_table(results: tp.Dict[str, tp.Any]) -> str:

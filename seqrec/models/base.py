@@ -56,6 +56,12 @@ class TransformerModelBase:
         sig = inspect.signature(cls.__init__)
         return [p for p in sig.parameters if p != "self"]
 
+    def _init_params(self, values: tp.Dict[str, tp.Any]) -> None:
+        """Store the constructor arguments unchanged (scikit-learn style), then check them."""
+        for name in self._param_names():
+            setattr(self, name, values[name])
+        self._validate_params()
+
     def get_params(self, deep: bool = True) -> tp.Dict[str, tp.Any]:
         """Constructor parameters, as in scikit-learn."""
         return {name: getattr(self, name) for name in self._param_names()}

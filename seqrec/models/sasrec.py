@@ -74,34 +74,7 @@ class SASRecModel(TransformerModelBase):
         precision: str = "auto",
         torch_compile: bool = False,
     ) -> None:
-        self.n_blocks = n_blocks
-        self.n_heads = n_heads
-        self.n_factors = n_factors
-        self.dropout_rate = dropout_rate
-        self.session_max_len = session_max_len
-        self.train_min_user_interactions = train_min_user_interactions
-        self.loss = loss
-        self.n_negatives = n_negatives
-        self.gbce_t = gbce_t
-        self.lr = lr
-        self.batch_size = batch_size
-        self.epochs = epochs
-        self.deterministic = deterministic
-        self.verbose = verbose
-        self.dataloader_num_workers = dataloader_num_workers
-        self.use_pos_emb = use_pos_emb
-        self.use_key_padding_mask = use_key_padding_mask
-        self.use_causal_attn = use_causal_attn
-        self.item_net_block_types = item_net_block_types
-        self.get_trainer_func = get_trainer_func
-        self.recommend_batch_size = recommend_batch_size
-        self.recommend_torch_device = recommend_torch_device
-        self.random_state = random_state
-        self.negative_sampling = negative_sampling
-        self.softmax_chunk_size = softmax_chunk_size
-        self.precision = precision
-        self.torch_compile = torch_compile
-        self._validate_params()
+        self._init_params(locals())
 
     # SASRec's feed-forward is point-wise with the same width as the embeddings
     _ff_multiplier = 1

@@ -350,7 +350,7 @@ def parse_args(argv: tp.Optional[tp.Sequence[str]] = None) -> argparse.Namespace
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", choices=DATASETS, default="ml-1m")
     p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="folder holding ml-1m/ and beauty/")
-    p.add_argument("--max-users", type=int, default=0, help="seeded subsample of users (0 = all)")
+    p.add_argument("--max-users", type=int, default=0, help="subsample of users, seeded by --val-seed (0 = all)")
     p.add_argument("--model", choices=sorted(MODELS), default="sasrec")
     p.add_argument("--loss", choices=LOSSES, default=None, help="default: the preset's")
     p.add_argument("--negative-sampling", default=None, help="sampled_softmax negatives (see the model docs)")

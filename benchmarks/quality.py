@@ -65,7 +65,8 @@ K_TEST = 20  # largest k of TEST_METRICS
 
 
 # --------------------------------------------------------------------------------------------- data
-def load_interactions(name: str, data_dir: Path, item_features: bool) -> tp.Tuple[pd.DataFrame, tp.Optional[pd.DataFrame]]:
+def load_interactions(name: str, data_dir: Path, item_features: bool
+                      ) -> tp.Tuple[pd.DataFrame, tp.Optional[pd.DataFrame]]:
     """Interactions ``user_id, item_id, datetime`` (and flat item features) of a named data set."""
     if name == "ml-1m":
         from seqrec.datasets.shared import load_ml_1m
@@ -236,7 +237,8 @@ def run_seqrec(args: argparse.Namespace, seed: int, split: tp.Dict[str, tp.Any],
                            train=split["train_val"])
     print(f"[{label}] test: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()), flush=True)
     return {"implementation": "seqrec", "seed": seed, "metrics": metrics, "best_epoch": callback.best_epoch,
-            "epochs_run": len(callback.history), "stopped_by": callback.stopped_by, "best_val_ndcg@10": callback.best_score,
+            "epochs_run": len(callback.history), "stopped_by": callback.stopped_by,
+            "best_val_ndcg@10": callback.best_score,
             "curve": callback.history, "fit_s": round(fit_s, 1), "test_s": round(test_s, 1),
             "params": {k: (v if not isinstance(v, tuple) else [c.__name__ for c in v]) for k, v in params.items()}}
 
@@ -319,7 +321,8 @@ def markdown_table(results: tp.Dict[str, tp.Any]) -> str:
         best = "-" if summary["best_epoch"] is None else f"{summary['best_epoch']['mean']:.1f}"
         lines.append(f"| {impl} | {cfg['dataset_label']} | {cfg['model']} | {cfg['loss']} | {len(runs)} | "
                      f"{_pm(summary['HR@10'])} | {_pm(summary['NDCG@10'])} | {best} / "
-                     f"{summary['epochs_run']['mean']:.1f} | {summary['fit_s']['mean']:.0f} s | {results['hardware']} |")
+                     f"{summary['epochs_run']['mean']:.1f} | {summary['fit_s']['mean']:.0f} s | "
+                     f"{results['hardware']} |")
     lines += ["", f"Command: `{results['command']}`", "",
               f"Total wall time: {results['wall_s']:.0f} s. Split: leave-one-out, full ranking over the "
               f"catalog ({results['data']['n_items']} items), history filtered, {results['data']['n_test_users']} "
@@ -347,7 +350,8 @@ def plot_curves(results: tp.Dict[str, tp.Any], path: Path) -> None:
 
 # --------------------------------------------------------------------------------------------- main
 def parse_args(argv: tp.Optional[tp.Sequence[str]] = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", choices=DATASETS, default="ml-1m")
     p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="folder holding ml-1m/ and beauty/")
     p.add_argument("--max-users", type=int, default=0, help="subsample of users, seeded by --val-seed (0 = all)")
@@ -424,7 +428,8 @@ def main(argv: tp.Optional[tp.Sequence[str]] = None) -> tp.Dict[str, tp.Any]:
     out_dir = args.out_dir / name
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "progress.jsonl").write_text("")
-    command = "python benchmarks/quality.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    given = argv if argv is not None else sys.argv[1:]
+    command = "python benchmarks/quality.py " + " ".join(shlex.quote(a) for a in given)
     n_val = len(split["val"]) if args.val_users <= 0 else min(args.val_users, len(split["val"]))
     print(f"{dataset_label}: {split['train_ds'].n_users} users, {split['train_ds'].n_items} items in train, "
           f"{len(split['train'])} train interactions, {len(split['test'])} test users, {n_val} validation users",

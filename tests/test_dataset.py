@@ -124,3 +124,24 @@ def test_idmap_rejects_duplicates():
     with pytest.raises(ValueError, match="unique"):
         IdMap([1, 2, 1])
     assert IdMap(["a", "b"]) == IdMap(np.array(["a", "b"], dtype=object))
+
+
+@pytest.mark.parametrize("times_kind", ["seconds_ns", "wide", "extreme"])
+def test_user_time_order_equals_two_stable_argsorts(times_kind):
+    # the packed one-sort key, its stable-argsort fallback and the two-argsort fallback all give
+    # the reference order, ties (many equal times) in row order
+    from seqrec.dataset import _user_time_order
+
+    rng = np.random.default_rng(1)
+    n, n_users = 5000, 300
+    users = rng.integers(0, n_users, n)
+    if times_kind == "seconds_ns":  # packed key: whole seconds in ns, few distinct values
+        times = rng.integers(0, 50, n) * 10**9 + 1_600_000_000 * 10**9
+    elif times_kind == "wide":  # span * n_users fits, times n does not: stable argsort of one key
+        times = rng.integers(0, 2**44, n) * 3 + rng.integers(0, 2, n)
+        times[::7] = times[0]
+    else:  # span beyond 2**62: the two argsorts
+        times = rng.choice(np.array([-(2**62), 0, 2**62, 5]), n)
+    ref = np.argsort(times, kind="stable")
+    ref = ref[np.argsort(users[ref], kind="stable")]
+    np.testing.assert_array_equal(_user_time_order(users, times, n_users), ref)

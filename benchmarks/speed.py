@@ -4,8 +4,12 @@ Each library runs in its own subprocess (RecTools with ``.venv-rectools/bin/pyth
 same data, hyperparameters and thread count; runs alternate (seqrec first in even pairs, RecTools
 first in odd ones) and medians over the pairs are reported with the ratio RecTools / seqrec.
 
-    .venv/bin/python benchmarks/speed.py                      # defaults below, about 20-30 min on 2 cores
-    .venv/bin/python benchmarks/speed.py --repeats 1 --batches 2 --n-users 500   # a quick look
+    .venv/bin/python benchmarks/speed.py                      # defaults below
+    .venv/bin/python benchmarks/speed.py --repeats 1 --batches 2 --n-users 2000 --n-interactions 100000  # a quick look
+
+The default data has the shape of the task statement's measurement: 20,000 users, 10,000 items,
+1,000,000 interactions (long-tailed per-user lengths, mean 50, at least 2), so that with L=100
+about half of the positions of a batch are padding.
 
 Writes ``benchmarks/results/speed/speed.json`` and ``speed.md``.
 """
@@ -58,7 +62,7 @@ def run_one(lib: str, args: argparse.Namespace, data: str, cfgs: tp.List[dict], 
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
     cmd = [python, os.path.join(HERE, "speed_runner.py"), "--lib", lib, "--data", data, "--configs",
            json.dumps(cfgs), "--threads", str(args.threads), "--batches", str(args.batches), "--device",
-           args.device, "--out", out]
+           args.device, "--recommend-users", str(args.recommend_users), "--out", out]
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True, env=env, cwd=ROOT)
     print(f"  {lib}: {time.perf_counter() - t0:.0f} s", flush=True)
@@ -86,7 +90,8 @@ def summarise(runs: tp.Dict[str, tp.List[dict]], cfgs: tp.List[dict]) -> tp.List
     for cfg in cfgs:
         name = cfg["name"]
         add(f"train epoch, {name}", "s", lambda r, n=name: full_epoch(r["configs"][n], r["full_batches"]))
-    add("recommend all users (k=10, filter_viewed)", "s", lambda r: r["recommend_s"])
+    n_reco = runs["seqrec"][0]["recommend_users"]
+    add(f"recommend {n_reco:,} users (k=10, filter_viewed)", "s", lambda r: r["recommend_s"])
     for cfg in cfgs:
         name = cfg["name"]
         add(f"peak RSS, training {name}", "MiB", lambda r, n=name: r["configs"][n]["peak_rss"] / 2**20)
@@ -121,9 +126,9 @@ def markdown(rows: tp.List[dict], meta: dict) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--n-users", type=int, default=2500)
+    p.add_argument("--n-users", type=int, default=20_000)
     p.add_argument("--n-items", type=int, default=10_000)
-    p.add_argument("--n-interactions", type=int, default=250_000)
+    p.add_argument("--n-interactions", type=int, default=1_000_000)
     p.add_argument("--zipf-a", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--n-factors", type=int, default=64)
@@ -131,9 +136,11 @@ def main() -> None:
     p.add_argument("--max-len", type=int, default=100)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--n-negatives", type=int, default=256)
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1)
     p.add_argument("--batches", type=int, default=5, help="batches per measured epoch (0: the full epoch)")
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--recommend-users", type=int, default=5000,
+                   help="users to recommend for (the first ones of the dataset's user map; 0: all)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--only", default="", help="comma-separated config names to run (default: all)")
     p.add_argument("--out-dir", default=os.path.join(HERE, "results", "speed"))

@@ -80,6 +80,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, required=True)
     p.add_argument("--batches", type=int, default=0, help="batches per measured epoch (0: all)")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--recommend-users", type=int, default=0, help="first N users of the user map (0: all)")
     p.add_argument("--out", required=True)
     a = p.parse_args()
 
@@ -146,8 +147,11 @@ def main() -> None:
         if fitted is None:
             fitted = model
 
-    # ---- recommend for all users with the first configuration's model
+    # ---- recommend for the first N users (all with 0) with the first configuration's model
     users = ds.user_id_map.external_ids
+    if a.recommend_users:
+        users = users[: a.recommend_users]
+    result["recommend_users"] = len(users)
     with PeakRSS() as mem:
         t0 = time.perf_counter()
         reco = fitted.recommend(users, ds, k=10, filter_viewed=True)

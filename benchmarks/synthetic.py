@@ -1,7 +1,7 @@
 """Seeded synthetic interactions: Zipf-like item popularity, per-user activity and timestamps.
 
 Used by the speed and memory benchmarks; the same seed gives the same table on every run.
-``python benchmarks/synthetic.py --n-users 2500 --n-items 10000 --n-interactions 250000 --out x.npz``
+``python benchmarks/synthetic.py --n-users 20000 --n-items 10000 --n-interactions 1000000 --out x.npz``
 """
 
 from __future__ import annotations
@@ -71,9 +71,9 @@ def load_frame(path: str) -> "tp.Any":
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n-users", type=int, default=2500)
+    parser.add_argument("--n-users", type=int, default=20_000)
     parser.add_argument("--n-items", type=int, default=10_000)
-    parser.add_argument("--n-interactions", type=int, default=250_000)
+    parser.add_argument("--n-interactions", type=int, default=1_000_000)
     parser.add_argument("--zipf-a", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", required=True)

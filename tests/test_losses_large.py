@@ -276,3 +276,55 @@ def test_popularity_sampling_uses_training_counts():
                           negative_sampling="popularity", item_counts=counts)
     torch.testing.assert_close(module.pop_log_q.exp().double(), torch.as_tensor(counts / counts.sum()),
                                atol=1e-6, rtol=1e-5)
+
+
+# ----------------------------------------------------------------- fused (row-blocked) softmax
+@pytest.mark.parametrize("rows", [1, 7, 16, 40, 1000])
+@pytest.mark.parametrize("ignore_every", [0, 3])
+def test_fused_softmax_equals_cross_entropy(rows, ignore_every):
+    h, W, y = _inputs(ignore_every=ignore_every)
+    loss = 1.7 * losses.fused_softmax_loss(h, W, y, rows)  # upstream gradient 1.7
+    gh, gW = torch.autograd.grad(loss, (h, W))
+    ref = 1.7 * F.cross_entropy(h @ W.T, y, ignore_index=-1)
+    rh, rW = torch.autograd.grad(ref, (h, W))
+    assert abs(loss.item() - ref.item()) < 1e-5
+    torch.testing.assert_close(gh, rh, atol=1e-5, rtol=0)
+    torch.testing.assert_close(gW, rW, atol=1e-5, rtol=0)
+
+
+def test_fused_softmax_large_logits_repeated_targets_and_no_targets():
+    h, W, y = _inputs(N=12, n_items=9, d=4)
+    y[:6] = 3  # several rows with the same target: dW accumulates over them
+    with torch.no_grad():
+        h.mul_(40.0)  # logits beyond exp's range
+    loss = losses.fused_softmax_loss(h, W, y, 5)
+    gh, gW = torch.autograd.grad(loss, (h, W))
+    ref = F.cross_entropy(h @ W.T, y)
+    rh, rW = torch.autograd.grad(ref, (h, W))
+    assert torch.isfinite(loss)
+    torch.testing.assert_close(loss, ref, atol=1e-4, rtol=1e-6)
+    torch.testing.assert_close(gh, rh, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(gW, rW, atol=1e-5, rtol=1e-4)
+    # no row with a target: zero loss and zero gradients, not NaN
+    none = losses.fused_softmax_loss(h, W, torch.full_like(y, -1), 5)
+    gh0, gW0 = torch.autograd.grad(none, (h, W))
+    assert none.item() == 0.0 and not gh0.any() and not gW0.any()
+
+
+def test_fused_softmax_bf16_inputs_and_cpu_default_path():
+    h, W, y = _inputs()
+    hb, Wb = h.detach().bfloat16().requires_grad_(), W.detach().bfloat16().requires_grad_()
+    loss = losses.fused_softmax_loss(hb, Wb, y, 8)
+    gh, gW = torch.autograd.grad(loss, (hb, Wb))
+    assert gh.dtype == torch.bfloat16 and gW.dtype == torch.bfloat16
+    assert abs(loss.item() - F.cross_entropy(hb.float() @ Wb.float().T, y).item()) < 1e-5
+    # softmax_loss on CPU takes the fused path while the logits fit
+    calls = []
+    original = losses.FusedSoftmaxCE.apply
+    try:
+        losses.FusedSoftmaxCE.apply = lambda *a: calls.append(a[3]) or original(*a)
+        softmax_loss(h, W, y)
+    finally:
+        losses.FusedSoftmaxCE.apply = original
+    assert calls == [losses.fused_rows(W.shape[0])]
+    assert losses.fused_rows(10_000) == 52 and losses.fused_rows(10**7) == 16 and losses.fused_rows(10) == 1024

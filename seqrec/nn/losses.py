@@ -239,8 +239,50 @@ def sampled_logits(h: torch.Tensor, W: torch.Tensor, y: torch.Tensor, negatives:
     n_items, d = W.shape
     if n_items <= C * d:
         # small catalog: one matmul and a gather beat gathering N * (1 + K) embeddings
+        if h.device.type == "cpu":
+            # row blocks: no (N, n_items) logits nor gradient to allocate and fill
+            return BlockedCandidateLogits.apply(h, W, candidates, fused_rows(n_items))
         return torch.gather(h @ W.T, 1, candidates)  # (N, n_items) -> (N, 1 + K)
     return torch.einsum("nd,nkd->nk", h, W[candidates])  # (N, 1 + K, d) -> (N, 1 + K)
+
+
+class BlockedCandidateLogits(torch.autograd.Function):
+    """``gather(h @ W.T, 1, candidates)`` computed ``rows`` rows at a time, float32.
+
+    Forward keeps only the ``(N, C)`` candidate scores. Backward scatters each row block's
+    gradient into a reused ``(rows, n_items)`` buffer and multiplies it with ``W`` (``dh``) and
+    ``h`` (``dW``), so nothing of size ``(N, n_items)`` is allocated (on CPU, allocating and
+    zeroing it cost as much as a matmul).
+    """
+
+    @staticmethod
+    def forward(ctx: tp.Any, h: torch.Tensor, W: torch.Tensor, candidates: torch.Tensor, rows: int) -> torch.Tensor:
+        hf, Wf = h.float(), W.float()
+        N, C = candidates.shape
+        out = torch.empty(N, C, dtype=torch.float32, device=h.device)
+        for start in range(0, N, rows):
+            stop = min(start + rows, N)
+            torch.gather(hf[start:stop] @ Wf.T, 1, candidates[start:stop], out=out[start:stop])
+        ctx.save_for_backward(h, W, candidates)
+        ctx.rows = rows
+        return out
+
+    @staticmethod
+    def backward(ctx: tp.Any, grad: torch.Tensor) -> tp.Tuple[tp.Optional[torch.Tensor], ...]:
+        h, W, candidates = ctx.saved_tensors
+        rows = ctx.rows
+        hf, Wf, grad = h.float(), W.float(), grad.float()
+        N = h.shape[0]
+        dh = torch.empty_like(hf)
+        dW = torch.zeros_like(Wf)
+        buf = torch.empty(min(rows, N), W.shape[0], dtype=torch.float32, device=h.device)
+        for start in range(0, N, rows):
+            stop = min(start + rows, N)
+            g = buf[: stop - start].zero_()
+            g.scatter_add_(1, candidates[start:stop], grad[start:stop])  # (R, n_items)
+            torch.mm(g, Wf, out=dh[start:stop])
+            dW.addmm_(g.T, hf[start:stop])
+        return dh.to(h.dtype), dW.to(W.dtype), None, None
 
 
 def gbce_beta(n_negatives: int, n_items: int, t: float) -> float:

@@ -110,3 +110,33 @@ def test_positions_count_from_the_newest_item():
         h = net.encode(tokens, net.item_table())
         h2 = net.encode(shifted, net.item_table())
     assert not torch.allclose(h[0, 2], h2[0, 2])
+
+
+@pytest.mark.parametrize("causal,key_padding", [(True, True), (False, True), (False, False)])
+def test_last_vectors_shortcut_equals_full_encode(causal, key_padding):
+    """In eval mode last_vectors cuts padding columns and runs the last block for one position
+    only; it must equal the vector that the full encode gives at the last real token."""
+    net = _net(causal, key_padding, max_len=10)
+    rng = np.random.default_rng(5)
+    tokens, lengths = _tokens(rng, 9, 10)
+    tokens[:, 7:] = PAD  # every sequence has at most 7 tokens: columns 7..9 can be cut
+    lengths = np.minimum(lengths, 7)
+    if not causal:
+        tokens[np.arange(9), lengths - 1] = MASK  # BERT4Rec's inference shape
+    with torch.no_grad():
+        table = net.item_table()
+        full = net.encode(tokens, table)[torch.arange(9), torch.as_tensor(lengths - 1)]
+        fast = net.last_vectors(tokens, table)
+    torch.testing.assert_close(fast, full, atol=1e-5, rtol=1e-5)
+    # without a key padding mask (bidirectional) the padding columns matter: they must not be cut
+    if not causal and not key_padding:
+        assert not torch.allclose(full, net.encode(tokens[:, :7], table)[torch.arange(9), torch.as_tensor(lengths - 1)])
+    # the training-mode path is the plain one
+    net.train()
+    torch.manual_seed(0)
+    with torch.no_grad():
+        a = net.last_vectors(tokens, table)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        b = net.encode(tokens, table)[torch.arange(9), torch.as_tensor(lengths - 1)]
+    torch.testing.assert_close(a, b)

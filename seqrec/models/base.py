@@ -316,8 +316,11 @@ class TransformerModelBase:
             column_of = np.full(n_items, -1, dtype=np.int64)
             column_of[candidates] = np.arange(len(candidates))
         out_u, out_i, out_s = [], [], []
+        # users sorted by history length, so that a batch's sequences have similar lengths and
+        # last_vectors can cut the padding columns; the requested order is restored at the end
+        by_length = np.argsort(np.diff(indptr), kind="stable")
         for start in range(0, n_users, self.recommend_batch_size):
-            rows = np.arange(start, min(start + self.recommend_batch_size, n_users))
+            rows = by_length[start:start + self.recommend_batch_size]
             b_indptr, b_items = take_rows(indptr, items, rows)
             tokens = torch.from_numpy(self._inference_tokens(b_indptr, b_items)).to(device)
             user_vecs = net.last_vectors(tokens, table)  # (B, d)
@@ -331,12 +334,14 @@ class TransformerModelBase:
             top_scores, top_cols = torch.topk(scores, k_eff, dim=1)  # (B, k)
             top_items = cand_items[top_cols]
             ok = torch.isfinite(top_scores)
-            row_ids = torch.arange(start, start + len(rows), device=device).unsqueeze(1).expand_as(top_cols)
+            row_ids = torch.as_tensor(rows, device=device).unsqueeze(1).expand_as(top_cols)
             out_u.append(row_ids[ok].cpu().numpy())
             out_i.append(top_items[ok].cpu().numpy())
             out_s.append(top_scores[ok].float().cpu().numpy())
         net.train(was_training)
-        return np.concatenate(out_u), np.concatenate(out_i), np.concatenate(out_s)
+        user_idx = np.concatenate(out_u)
+        order = np.argsort(user_idx, kind="stable")  # requested order; ranks stay in order inside a user
+        return user_idx[order], np.concatenate(out_i)[order], np.concatenate(out_s)[order]
 
 
 def _ranks(sorted_groups: np.ndarray) -> np.ndarray:

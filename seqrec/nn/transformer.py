@@ -49,6 +49,19 @@ class SelfAttention(nn.Module):
         )  # (B, H, L, D / H)
         return self.out(y.transpose(1, 2).reshape(B, L, D))
 
+    def forward_one(self, x: torch.Tensor, pos: torch.Tensor, keys: tp.Optional[torch.Tensor]) -> torch.Tensor:
+        """Attention output ``(B, D)`` of the single query at position ``pos[b]`` of each sequence,
+        against all keys of ``x`` ``(B, L, D)`` allowed by ``keys`` ``(B, 1, 1, L)`` (None: all)."""
+        B, L, D = x.shape
+        H = self.n_heads
+        w, b = self.qkv.weight, self.qkv.bias
+        q = F.linear(x[torch.arange(B, device=x.device), pos], w[:D], b[:D])  # (B, D)
+        k, v = F.linear(x, w[D:], b[D:]).split(D, dim=-1)  # 2 x (B, L, D)
+        q = q.view(B, H, 1, D // H)
+        k, v = (t.view(B, L, H, D // H).transpose(1, 2) for t in (k, v))
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=keys)  # (B, H, 1, D / H)
+        return self.out(y.reshape(B, D))
+
 
 class Block(nn.Module):
     """Pre-LayerNorm transformer block: attention then point-wise feed-forward, both residual."""
@@ -69,6 +82,11 @@ class Block(nn.Module):
     def forward(self, x: torch.Tensor, attn_mask: tp.Optional[torch.Tensor], is_causal: bool) -> torch.Tensor:
         x = x + self.drop(self.attn(self.ln_attn(x), attn_mask, is_causal))
         return x + self.drop(self.ff(self.ln_ff(x)))
+
+    def forward_one(self, x: torch.Tensor, pos: torch.Tensor, keys: tp.Optional[torch.Tensor]) -> torch.Tensor:
+        """Output ``(B, D)`` of the block at position ``pos[b]`` only (inference: no dropout)."""
+        y = x[torch.arange(len(x), device=x.device), pos] + self.attn.forward_one(self.ln_attn(x), pos, keys)
+        return y + self.ff(self.ln_ff(y))
 
 
 class TransformerNet(nn.Module):
@@ -126,6 +144,14 @@ class TransformerNet(nn.Module):
         Vector ``t`` of a sequence summarises its tokens ``0..t`` (causal attention) or all of its
         real tokens (bidirectional attention); padding never influences real positions.
         """
+        x, valid = self._embed(tokens, item_table)
+        attn_mask, is_causal = self.attention_mask(valid)
+        for block in self.blocks:
+            x = block(x, attn_mask, is_causal)
+        return self.ln_out(x)
+
+    def _embed(self, tokens: torch.Tensor, item_table: torch.Tensor) -> tp.Tuple[torch.Tensor, torch.Tensor]:
+        """Input vectors ``(B, L, d)`` (token + position, dropout, zero at padding) and the real-token mask."""
         B, L = tokens.shape
         valid = tokens != PAD  # (B, L)
         # (N_SPECIAL + n_items, d): special tokens first, then the catalog
@@ -135,11 +161,7 @@ class TransformerNet(nn.Module):
             lengths = valid.sum(dim=1, keepdim=True)  # (B, 1)
             positions = (lengths - 1 - torch.arange(L, device=tokens.device)).clamp(min=0)  # (B, L)
             x = x + self.pos_emb(positions)
-        x = self.emb_drop(x) * valid.unsqueeze(-1)
-        attn_mask, is_causal = self.attention_mask(valid)
-        for block in self.blocks:
-            x = block(x, attn_mask, is_causal)
-        return self.ln_out(x)
+        return self.emb_drop(x) * valid.unsqueeze(-1), valid
 
     def attention_mask(self, valid: torch.Tensor) -> tp.Tuple[tp.Optional[torch.Tensor], bool]:
         """Boolean mask ``(B, 1, L, L)`` (True = may attend) or None, and whether attention is causal."""
@@ -153,10 +175,31 @@ class TransformerNet(nn.Module):
         return keys[:, None, None, :], False
 
     def last_vectors(self, tokens: torch.Tensor, item_table: torch.Tensor) -> torch.Tensor:
-        """Vector at the last real token of each sequence, ``(B, d)``."""
-        h = self.encode(tokens, item_table)  # (B, L, d)
-        last = ((tokens != PAD).sum(dim=1) - 1).clamp(min=0)  # (B,)
-        return h[torch.arange(len(tokens), device=tokens.device), last]
+        """Vector at the last real token of each sequence, ``(B, d)``: ``encode(tokens)[b, last_b]``.
+
+        In eval mode it computes less for the same result: the trailing padding columns that no
+        sequence uses are cut (when padding cannot influence real positions: causal attention or
+        a key padding mask), and the last block runs only the one query position per sequence.
+        """
+        if self.training or not self.blocks:
+            h = self.encode(tokens, item_table)  # (B, L, d)
+            last = ((tokens != PAD).sum(dim=1) - 1).clamp(min=0)  # (B,)
+            return h[torch.arange(len(tokens), device=tokens.device), last]
+        lengths = (tokens != PAD).sum(dim=1)  # (B,)
+        if self.use_causal_attn or self.use_key_padding_mask:
+            longest = max(1, int(lengths.max())) if len(tokens) else 1
+            tokens = tokens[:, :longest]  # right padding: the cut columns are padding only
+        last = (lengths - 1).clamp(min=0)  # (B,)
+        x, valid = self._embed(tokens, item_table)
+        attn_mask, is_causal = self.attention_mask(valid)
+        for block in self.blocks[:-1]:
+            x = block(x, attn_mask, is_causal)
+        if is_causal:
+            # the query at position p attends to keys 0..p
+            keys = (torch.arange(tokens.shape[1], device=tokens.device) <= last.unsqueeze(1))[:, None, None, :]
+        else:
+            keys = attn_mask  # (B, 1, 1, L) key mask or None
+        return self.ln_out(self.blocks[-1].forward_one(x, last, keys))
 
 
 def eager_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: tp.Optional[torch.Tensor],

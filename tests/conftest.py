@@ -1,8 +1,12 @@
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from seqrec import Columns, Dataset
+
+# The test models are tiny: one thread is faster than several, and immune to a busy machine.
+torch.set_num_threads(1)
 
 N_CYCLE_ITEMS = 12
 

@@ -44,7 +44,7 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 from seqrec import BERT4RecModel, Columns, Dataset, SASRecModel  # noqa: E402
-from seqrec.batching import take_rows  # noqa: E402
+from seqrec.batching import ranks_in_runs, take_rows  # noqa: E402
 from seqrec.metrics import MRR, NDCG, CatalogCoverage, HitRate, MeanPopularity, calc_metrics  # noqa: E402
 from seqrec.nn.item_net import CatFeaturesItemNet, IdEmbeddingsItemNet  # noqa: E402
 from seqrec.nn.losses import LOSSES  # noqa: E402
@@ -94,15 +94,6 @@ def subsample_users(df: pd.DataFrame, n_users: int, seed: int) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------------------------- early stopping
-def _ranks(groups: np.ndarray) -> np.ndarray:
-    """1-based position inside runs of equal consecutive values (``_rank`` returns rows grouped)."""
-    n = len(groups)
-    if n == 0:
-        return np.zeros(0, dtype=np.int64)
-    starts = np.r_[True, groups[1:] != groups[:-1]]
-    return np.arange(n) - np.maximum.accumulate(np.where(starts, np.arange(n), 0)) + 1
-
-
 class ValidationEarlyStopping(L.Callback):
     """At each training epoch end: validation HR@k/NDCG@k of ``pl_module.net`` through the model's
     ``_rank``; keeps a CPU copy of the best ``state_dict`` and stops after ``patience`` epochs
@@ -140,7 +131,7 @@ class ValidationEarlyStopping(L.Callback):
         t0 = time.perf_counter()
         rows, items, _ = self.model._rank(pl_module.net, self.indptr, self.items, self.k, True, None,
                                           pl_module.device)
-        reco = pd.DataFrame({Columns.User: rows, Columns.Item: items, Columns.Rank: _ranks(rows)})
+        reco = pd.DataFrame({Columns.User: rows, Columns.Item: items, Columns.Rank: ranks_in_runs(rows)})
         scores = calc_metrics({"NDCG@10": NDCG(self.k), "HR@10": HitRate(self.k)}, reco, self.targets)
         val_s = time.perf_counter() - t0
         loss = trainer.callback_metrics.get("train_loss")

@@ -48,3 +48,13 @@ def take_rows(indptr: np.ndarray, values: np.ndarray, rows: np.ndarray,
     kept_lengths = np.bincount(row_of[keep], minlength=len(rows))
     np.cumsum(kept_lengths, out=new_indptr[1:])
     return new_indptr, out[keep]
+
+
+def ranks_in_runs(groups: np.ndarray) -> np.ndarray:
+    """1-based position of each entry inside its run of equal consecutive values, e.g. the rank
+    of each recommendation when rows come grouped by user in score order."""
+    n = len(groups)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    starts = np.r_[True, groups[1:] != groups[:-1]]
+    return np.arange(n) - np.maximum.accumulate(np.where(starts, np.arange(n), 0)) + 1

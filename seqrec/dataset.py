@@ -151,7 +151,7 @@ class DenseFeatures:
 Features = tp.Union[SparseFeatures, DenseFeatures]
 
 
-def _check_frame(df: tp.Any, what: str, required: tp.Sequence[str]) -> None:
+def check_columns(df: tp.Any, what: str, required: tp.Sequence[str]) -> None:
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"{what} must be a pandas DataFrame, got {type(df).__name__}")
     missing = [c for c in required if c not in df.columns]
@@ -225,7 +225,7 @@ def build_interactions(user_codes: np.ndarray, item_codes: np.ndarray, n_users: 
 
 
 def _make_sparse_features(df: tp.Any, id_map: IdMap, cat_features: tp.Sequence[str], what: str) -> SparseFeatures:
-    _check_frame(df, what, [Columns.Id, Columns.Value, Columns.Feature])
+    check_columns(df, what, [Columns.Id, Columns.Value, Columns.Feature])
     cat_set = set(cat_features)
     present = set(pd.unique(df[Columns.Feature]))
     absent = sorted(map(str, cat_set - present))
@@ -264,7 +264,7 @@ def _make_sparse_features(df: tp.Any, id_map: IdMap, cat_features: tp.Sequence[s
 
 
 def _make_dense_features(df: tp.Any, id_map: IdMap, what: str) -> DenseFeatures:
-    _check_frame(df, what, [Columns.Id])
+    check_columns(df, what, [Columns.Id])
     rows = id_map.to_internal(df[Columns.Id], strict=False)
     known = rows >= 0
     names = tuple(c for c in df.columns if c != Columns.Id)
@@ -318,14 +318,14 @@ class Dataset:
         are categorical. Feature rows of ids absent from the interactions are ignored. The input
         DataFrames are not modified.
         """
-        _check_frame(interactions_df, "interactions", [Columns.User, Columns.Item])
+        check_columns(interactions_df, "interactions", [Columns.User, Columns.Item])
         n = len(interactions_df)
         if n == 0:
             raise ValueError("interactions is empty")
         user_codes, user_uniques = pd.factorize(interactions_df[Columns.User])
         item_codes, item_uniques = pd.factorize(interactions_df[Columns.Item])
         if Columns.Weight in interactions_df.columns:
-            _check_frame(interactions_df, "interactions", [Columns.Weight])
+            check_columns(interactions_df, "interactions", [Columns.Weight])
             weight_col = interactions_df[Columns.Weight]
             if not pd.api.types.is_numeric_dtype(weight_col):
                 raise ValueError(f"interactions: column '{Columns.Weight}' must be numeric, got {weight_col.dtype}")
@@ -335,7 +335,7 @@ class Dataset:
         else:
             weights = np.ones(n, dtype=np.float32)
         if Columns.Datetime in interactions_df.columns:
-            _check_frame(interactions_df, "interactions", [Columns.Datetime])
+            check_columns(interactions_df, "interactions", [Columns.Datetime])
             times = _datetimes_as_int(interactions_df[Columns.Datetime])
             are_datetimes = not _is_numeric_time(interactions_df[Columns.Datetime])
         else:

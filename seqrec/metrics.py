@@ -34,22 +34,12 @@ import numpy as np
 import pandas as pd
 
 from .columns import Columns
+from .dataset import check_columns
 
 __all__ = [
     "CatalogCoverage", "HitRate", "MAP", "MRR", "MeanPopularity", "NDCG", "Precision", "Recall",
     "calc_metrics",
 ]
-
-
-def _check_columns(df: tp.Any, what: str, required: tp.Sequence[str]) -> None:
-    if not isinstance(df, pd.DataFrame):
-        raise TypeError(f"{what} must be a pandas DataFrame, got {type(df).__name__}")
-    missing = [c for c in required if c not in df.columns]
-    if missing:
-        raise ValueError(f"{what} is missing required column(s) {missing}; it has {list(df.columns)}")
-    for col in required:
-        if df[col].isna().any():
-            raise ValueError(f"{what}: column '{col}' has {int(df[col].isna().sum())} missing value(s)")
 
 
 def _check_k(k: tp.Any) -> None:
@@ -58,7 +48,7 @@ def _check_k(k: tp.Any) -> None:
 
 
 def _check_reco(reco: tp.Any) -> None:
-    _check_columns(reco, "reco", [Columns.User, Columns.Item, Columns.Rank])
+    check_columns(reco, "reco", [Columns.User, Columns.Item, Columns.Rank])
     ranks = reco[Columns.Rank]
     if not pd.api.types.is_numeric_dtype(ranks) or pd.api.types.is_bool_dtype(ranks):
         raise ValueError(f"reco: column '{Columns.Rank}' must hold integers >= 1, got dtype {ranks.dtype}")
@@ -89,7 +79,7 @@ class _Hits:
     @classmethod
     def compute(cls, reco: pd.DataFrame, targets: pd.DataFrame, k: int) -> "_Hits":
         _check_reco(reco)
-        _check_columns(targets, "targets", [Columns.User, Columns.Item])
+        check_columns(targets, "targets", [Columns.User, Columns.Item])
         targets = targets[[Columns.User, Columns.Item]].drop_duplicates()
         if len(targets) == 0:
             raise ValueError("targets is empty: ranking metrics average over the users of targets")
@@ -226,7 +216,7 @@ class MeanPopularity:
     def calc_per_user(self, reco: pd.DataFrame, train: pd.DataFrame) -> pd.Series:
         """Mean popularity of each recommended user's top-k (index: user id, users of ``reco``)."""
         _check_reco(reco)
-        _check_columns(train, "train", [Columns.User, Columns.Item])
+        check_columns(train, "train", [Columns.User, Columns.Item])
         pairs = train[[Columns.User, Columns.Item]].drop_duplicates()
         popularity = pairs.groupby(Columns.Item, sort=False).size()
         if self.normalize:

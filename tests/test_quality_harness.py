@@ -55,7 +55,7 @@ def test_early_stopping_restores_best_weights(quality, tmp_path):
     model.net_.load_state_dict(cb.best_state)
     # the restored net gives the best validation score again
     rows, rec_items, _ = model._rank(model.net_, indptr, items, 10, True, None, torch.device("cpu"))
-    reco = pd.DataFrame({Columns.User: rows, Columns.Item: rec_items, Columns.Rank: quality._ranks(rows)})
+    reco = pd.DataFrame({Columns.User: rows, Columns.Item: rec_items, Columns.Rank: quality.ranks_in_runs(rows)})
     from seqrec.metrics import NDCG
     again = NDCG(10).calc(reco, pd.DataFrame({Columns.User: np.arange(len(targets)), Columns.Item: targets}))
     assert again == pytest.approx(cb.best_score)

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..batching import take_rows
+from ..batching import ranks_in_runs, take_rows
 from ..columns import Columns
 from ..dataset import Dataset
 from ..nn.item_net import ItemNetBase, SumItemNet
@@ -286,7 +286,7 @@ class TransformerModelBase:
             Columns.Score: scores,
         })
         if add_rank_col:
-            reco[Columns.Rank] = _ranks(user_idx)
+            reco[Columns.Rank] = ranks_in_runs(user_idx)
         return reco
 
     @torch.no_grad()
@@ -342,16 +342,6 @@ class TransformerModelBase:
         user_idx = np.concatenate(out_u)
         order = np.argsort(user_idx, kind="stable")  # requested order; ranks stay in order inside a user
         return user_idx[order], np.concatenate(out_i)[order], np.concatenate(out_s)[order]
-
-
-def _ranks(sorted_groups: np.ndarray) -> np.ndarray:
-    """1-based position of each row inside its run of equal consecutive group ids."""
-    n = len(sorted_groups)
-    if n == 0:
-        return np.zeros(0, dtype=np.int64)
-    starts = np.r_[True, sorted_groups[1:] != sorted_groups[:-1]]
-    group_start = np.maximum.accumulate(np.where(starts, np.arange(n), 0))
-    return np.arange(n) - group_start + 1
 
 
 @contextlib.contextmanager

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from seqrec.batching import last_windows, take_rows
+from seqrec.batching import last_windows, ranks_in_runs, take_rows
 
 
 def _random_csr(rng, n_rows=50, max_len=12, n_values=30):
@@ -35,3 +35,9 @@ def test_take_rows_equals_naive_loop(seed):
             if vmap is not None:
                 seq = vmap[seq][vmap[seq] >= 0]
             assert new_values[new_indptr[b]:new_indptr[b + 1]].tolist() == seq.tolist()
+
+
+def test_ranks_in_runs():
+    assert ranks_in_runs(np.array([0, 0, 0, 2, 2, 5])).tolist() == [1, 2, 3, 1, 2, 1]
+    assert ranks_in_runs(np.array([3, 1, 1, 3])).tolist() == [1, 1, 2, 1]
+    assert ranks_in_runs(np.array([], dtype=np.int64)).tolist() == []

@@ -80,10 +80,6 @@ def test_stops_after_patience_epochs_without_improvement(quality, monkeypatch):
     assert any(not torch.equal(final[n], t) for n, t in cb.best_state.items())  # training went on after the best
 
 
-def test_ranks_helper(quality):
-    assert quality._ranks(np.array([0, 0, 0, 2, 2, 5])).tolist() == [1, 2, 3, 1, 2, 1]
-
-
 def test_quick_flags_do_not_override_explicit_ones(quality):
     args = quality.parse_args(["--quick", "--max-epochs", "7"])
     assert args.dataset == "ml-latest-small" and args.max_epochs == 7 and args.patience == 2

@@ -14,22 +14,15 @@ import pandas as pd
 from .columns import Columns
 from .dataset import Dataset
 from .datasets import load_movielens_small
+from .metrics import NDCG, HitRate, calc_metrics
 from .models import SASRecModel
 from .nn.item_net import CatFeaturesItemNet, IdEmbeddingsItemNet
+from .splits import last_n_split
 
 DEMO_PARAMS: tp.Dict[str, tp.Any] = dict(
     n_factors=64, n_blocks=2, n_heads=2, dropout_rate=0.3, session_max_len=50, lr=0.002, batch_size=64,
     epochs=20, item_net_block_types=(IdEmbeddingsItemNet, CatFeaturesItemNet),
 )
-
-
-def last_item_holdout(interactions: pd.DataFrame) -> tp.Tuple[pd.DataFrame, pd.DataFrame]:
-    """Each user's last interaction (by time, ties in input order) is the test; the rest is train."""
-    order = np.argsort(interactions[Columns.Datetime].to_numpy(), kind="stable")
-    order = order[np.argsort(interactions[Columns.User].to_numpy()[order], kind="stable")]
-    ordered = interactions.iloc[order]
-    is_last = ~ordered.duplicated(Columns.User, keep="last").to_numpy()
-    return ordered[~is_last], ordered[is_last]
 
 
 def popularity_recommend(train: pd.DataFrame, users: np.ndarray, k: int) -> pd.DataFrame:
@@ -45,19 +38,12 @@ def popularity_recommend(train: pd.DataFrame, users: np.ndarray, k: int) -> pd.D
     return grid[grid[Columns.Rank] <= k][[Columns.User, Columns.Item, Columns.Rank]]
 
 
-def hit_rate_and_ndcg(reco: pd.DataFrame, test: pd.DataFrame, k: int) -> tp.Tuple[float, float]:
-    """HR@k and NDCG@k with one target per user, averaged over all test users."""
-    hits = reco[reco[Columns.Rank] <= k].merge(test[[Columns.User, Columns.Item]], on=[Columns.User, Columns.Item])
-    n = test[Columns.User].nunique()
-    return len(hits) / n, float((1.0 / np.log2(hits[Columns.Rank].to_numpy() + 1.0)).sum() / n)
-
-
 def run_demo(epochs: tp.Optional[int] = None, n_show: int = 3, seed: int = 42,
              out: tp.Callable[[str], None] = print) -> tp.Dict[str, tp.Dict[str, float]]:
     """Train, evaluate and print; returns the metrics of both models."""
     start = time.perf_counter()
     data = load_movielens_small()
-    train, test = last_item_holdout(data.interactions)
+    train, test = last_n_split(data.interactions, n=1)  # each user's last interaction is the test
     dataset = Dataset.construct(train, item_features_df=data.item_features, cat_item_features=["genre"])
     out(f"MovieLens latest-small: {dataset.n_users} users, {dataset.n_items} items, "
         f"{len(train)} train interactions, {len(test)} test items (each user's last)")
@@ -71,14 +57,16 @@ def run_demo(epochs: tp.Optional[int] = None, n_show: int = 3, seed: int = 42,
     users = test[Columns.User].to_numpy()
     reco = model.recommend(users, dataset, k=10, filter_viewed=True, on_unsupported_targets="warn")
     pop = popularity_recommend(train, users, k=10)
-    results = {"SASRec (ids + genres)": hit_rate_and_ndcg(reco, test, 10), "Popularity": hit_rate_and_ndcg(pop, test, 10)}
+    metrics = {"HR@10": HitRate(10), "NDCG@10": NDCG(10)}
+    results = {"SASRec (ids + genres)": calc_metrics(metrics, reco, test), "Popularity": calc_metrics(metrics, pop, test)}
     out(f"\nSASRec trained {params['epochs']} epochs in {fit_time:.1f} s\n")
     out(f"{'model':<24}{'HR@10':>8}{'NDCG@10':>10}")
-    for name, (hr, ndcg) in results.items():
-        out(f"{name:<24}{hr:>8.4f}{ndcg:>10.4f}")
+    for name, values in results.items():
+        out(f"{name:<24}{values['HR@10']:>8.4f}{values['NDCG@10']:>10.4f}")
     titles = data.items.set_index(Columns.Item)["title"]
+    history_by_time = dataset.get_raw_interactions()
     for user in users[:n_show]:
-        history = train[train[Columns.User] == user][Columns.Item].to_numpy()[-5:]
+        history = history_by_time[history_by_time[Columns.User] == user][Columns.Item].to_numpy()[-5:]
         out(f"\nuser {user}: last watched")
         for item in history:
             out(f"    {titles.get(item, item)}")
@@ -87,4 +75,4 @@ def run_demo(epochs: tp.Optional[int] = None, n_show: int = 3, seed: int = 42,
             out(f"    {titles.get(item, item)}")
         out(f"  actually watched next: {titles.get(test[test[Columns.User] == user][Columns.Item].iloc[0])}")
     out(f"\nTotal time {time.perf_counter() - start:.1f} s")
-    return {name: {"HR@10": hr, "NDCG@10": ndcg} for name, (hr, ndcg) in results.items()}
+    return results

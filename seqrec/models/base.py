@@ -198,7 +198,9 @@ class TransformerModelBase:
         with torch.random.fork_rng(devices=[]), _quiet_lightning(self.verbose):
             torch.manual_seed(seed)
             net = self._build_net(dataset)
-            item_counts = np.bincount(dataset.interactions.items, minlength=dataset.n_items)
+            # training item counts: the sampling distribution of popularity negatives
+            item_counts = (np.bincount(dataset.interactions.items, minlength=dataset.n_items)
+                           if self.negative_sampling == "popularity" else None)
             module = SeqRecModule(net, self._training_batch, self.loss, self.n_negatives, self.gbce_t, self.lr,
                                   verbose=self.verbose, negative_sampling=self.negative_sampling,
                                   item_counts=item_counts, softmax_chunk_size=self.softmax_chunk_size,

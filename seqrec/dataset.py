@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import torch
 
 from .columns import Columns
 
@@ -183,12 +184,12 @@ def _datetimes_as_int(col: pd.Series) -> np.ndarray:
 def _user_time_order(user_codes: np.ndarray, times: np.ndarray, n_users: int) -> np.ndarray:
     """Permutation grouping rows by user code, each user's rows by time, ties in row order.
 
-    One sort instead of two stable argsorts: times are shifted to start at 0 and divided by their
-    common divisor (datetimes in ns are usually whole seconds), then packed with the user code
-    and the row number into one int64 key, ``(user * span + time) * n + row``; the keys are
-    unique, so sorting the values (no argsort needed) and taking ``key % n`` gives the order,
-    stable by construction. When the key does not fit, a stable argsort of ``user * span + time``;
-    when even that does not fit, the two stable argsorts.
+    One stable sort of one key instead of two: times are shifted to start at 0 and divided by
+    their common divisor (datetimes in ns are usually whole seconds), then combined with the user
+    code into ``user * span + time``. The key is sorted by ``torch.sort(stable=True)``, a radix
+    sort for integer keys on CPU (several times faster than numpy's stable sort, and single
+    threaded under ``torch.set_num_threads(1)``). When the key does not fit in int64, two stable
+    argsorts.
     """
     n = len(times)
     if n == 0:
@@ -198,12 +199,9 @@ def _user_time_order(user_codes: np.ndarray, times: np.ndarray, n_users: int) ->
         shifted = times - t_min
         step = int(np.gcd.reduce(shifted)) or 1
         span = (t_max - t_min) // step + 1
-        if n_users * span * n < 2**63:
-            key = (user_codes * span + shifted // step) * n + np.arange(n, dtype=np.int64)
-            key.sort()
-            return key % n
         if n_users * span < 2**63:
-            return np.argsort(user_codes * span + shifted // step, kind="stable")
+            key = user_codes * span + (shifted // step if step > 1 else shifted)
+            return torch.sort(torch.from_numpy(key), stable=True).indices.numpy()
     order = np.argsort(times, kind="stable")
     return order[np.argsort(user_codes[order], kind="stable")]
 

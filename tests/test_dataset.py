@@ -126,18 +126,19 @@ def test_idmap_rejects_duplicates():
     assert IdMap(["a", "b"]) == IdMap(np.array(["a", "b"], dtype=object))
 
 
+@pytest.mark.parametrize("n", [5000, 300_000])
 @pytest.mark.parametrize("times_kind", ["seconds_ns", "wide", "extreme"])
-def test_user_time_order_equals_two_stable_argsorts(times_kind):
-    # the packed one-sort key, its stable-argsort fallback and the two-argsort fallback all give
+def test_user_time_order_equals_two_stable_argsorts(times_kind, n):
+    # the one-key stable sort (whole seconds in ns, or wide times) and the two-argsort fallback give
     # the reference order, ties (many equal times) in row order
     from seqrec.dataset import _user_time_order
 
     rng = np.random.default_rng(1)
-    n, n_users = 5000, 300
+    n_users = n // 16  # the large case takes the radix path of torch.sort
     users = rng.integers(0, n_users, n)
-    if times_kind == "seconds_ns":  # packed key: whole seconds in ns, few distinct values
+    if times_kind == "seconds_ns":  # one key: whole seconds in ns (divided by 10**9), few distinct values
         times = rng.integers(0, 50, n) * 10**9 + 1_600_000_000 * 10**9
-    elif times_kind == "wide":  # span * n_users fits, times n does not: stable argsort of one key
+    elif times_kind == "wide":  # one key of about 53 bits, many ties
         times = rng.integers(0, 2**44, n) * 3 + rng.integers(0, 2, n)
         times[::7] = times[0]
     else:  # span beyond 2**62: the two argsorts

@@ -80,7 +80,8 @@ def main() -> None:
     p.add_argument("--threads", type=int, required=True)
     p.add_argument("--batches", type=int, default=0, help="batches per measured epoch (0: all)")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--recommend-users", type=int, default=0, help="first N users of the user map (0: all)")
+    p.add_argument("--recommend-users", default="0",
+                   help="comma-separated user counts: recommend for the first N users of the user map (0: all)")
     p.add_argument("--out", required=True)
     a = p.parse_args()
 
@@ -148,16 +149,17 @@ def main() -> None:
             fitted = model
 
     # ---- recommend for the first N users (all with 0) with the first configuration's model
-    users = ds.user_id_map.external_ids
-    if a.recommend_users:
-        users = users[: a.recommend_users]
-    result["recommend_users"] = len(users)
-    with PeakRSS() as mem:
-        t0 = time.perf_counter()
-        reco = fitted.recommend(users, ds, k=10, filter_viewed=True)
-        result["recommend_s"] = time.perf_counter() - t0
-    result["recommend_rss"] = mem.peak
-    result["recommend_rows"] = len(reco)
+    result["recommend"] = []
+    for n_users in (int(x) for x in a.recommend_users.split(",")):
+        users = ds.user_id_map.external_ids
+        if n_users:
+            users = users[:n_users]
+        with PeakRSS() as mem:
+            t0 = time.perf_counter()
+            reco = fitted.recommend(users, ds, k=10, filter_viewed=True)
+            seconds = time.perf_counter() - t0
+        result["recommend"].append({"users": len(users), "seconds": seconds, "peak_rss": mem.peak, "rows": len(reco)})
+        print(a.lib, "recommend", json.dumps(result["recommend"][-1]), flush=True)
     result["max_rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     with open(a.out, "w") as f:
         json.dump(result, f, indent=1)

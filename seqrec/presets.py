@@ -1,8 +1,9 @@
 """Hyperparameter presets per (model, dataset), the settings behind the benchmark rows.
 
 ``get_preset("sasrec-ml-1m")`` returns a fresh dict of constructor arguments:
-``SASRecModel(**get_preset("sasrec-ml-1m"))``. Change ``epochs`` (an upper bound when early
-stopping is used) or any other key freely; the dict is a copy.
+``SASRecModel(**get_preset("sasrec-ml-1m"))``, or in one step ``SASRecModel.from_preset("ml-1m")``
+(keyword arguments override the preset). Change ``epochs`` (an upper bound when early stopping is
+used) or any other key freely; the dict is a copy.
 
 Sources (see ``../shared/BENCHMARKS.md`` of the project):
 

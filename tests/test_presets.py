@@ -31,3 +31,17 @@ def test_sasrec_ml_1m_matches_the_published_setting():
 def test_unknown_preset_lists_the_available_ones():
     with pytest.raises(ValueError, match="sasrec-ml-1m"):
         get_preset("sasrec-ml-2m")
+
+
+@pytest.mark.parametrize("cls, prefix", [(SASRecModel, "sasrec"), (BERT4RecModel, "bert4rec")])
+def test_from_preset_uses_the_model_preset_and_overrides(cls, prefix):
+    model = cls.from_preset("ml-1m", epochs=3, lr=5e-4)
+    expected = dict(get_preset(f"{prefix}-ml-1m"), epochs=3, lr=5e-4)
+    params = model.get_params()
+    assert isinstance(model, cls)
+    assert all(params[k] == v for k, v in expected.items())
+
+
+def test_from_preset_unknown_dataset_lists_the_model_presets():
+    with pytest.raises(ValueError, match=r"No BERT4RecModel preset for 'ml-20m'.*'beauty'"):
+        BERT4RecModel.from_preset("ml-20m")

@@ -49,12 +49,29 @@ class TransformerModelBase:
 
     _ff_multiplier = 1
     _activation = "relu"
+    _preset_prefix = ""  # the model's prefix in seqrec.presets ("sasrec", "bert4rec")
 
     # ----------------------------------------------------------------- parameters
     @classmethod
     def _param_names(cls) -> tp.List[str]:
         sig = inspect.signature(cls.__init__)
         return [p for p in sig.parameters if p != "self"]
+
+    @classmethod
+    def from_preset(cls, dataset: str, **overrides: tp.Any) -> "TransformerModelBase":
+        """A model with the tuned hyperparameters of ``seqrec.presets`` for ``dataset``.
+
+        ``SASRecModel.from_preset("ml-1m", epochs=50)`` is ``SASRecModel(**get_preset("sasrec-ml-1m"),
+        epochs=50)``: keyword arguments override the preset's values.
+        """
+        from ..presets import preset_names, get_preset
+
+        prefix = cls._preset_prefix + "-"
+        name = prefix + dataset
+        if name not in preset_names():
+            datasets = [n[len(prefix):] for n in preset_names() if n.startswith(prefix)]
+            raise ValueError(f"No {cls.__name__} preset for {dataset!r}; available: {datasets}")
+        return cls(**{**get_preset(name), **overrides})
 
     def _init_params(self, values: tp.Dict[str, tp.Any]) -> None:
         """Store the constructor arguments unchanged (scikit-learn style), then check them."""

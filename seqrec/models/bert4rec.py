@@ -59,6 +59,7 @@ class BERT4RecModel(TransformerModelBase):
     # BERT's feed-forward: four times wider than the embeddings, GELU
     _ff_multiplier = 4
     _activation = "gelu"
+    _preset_prefix = "bert4rec"
 
     def _validate_params(self) -> None:
         super()._validate_params()

@@ -79,6 +79,7 @@ class SASRecModel(TransformerModelBase):
     # SASRec's feed-forward is point-wise with the same width as the embeddings
     _ff_multiplier = 1
     _activation = "relu"
+    _preset_prefix = "sasrec"
 
     def _train_window(self) -> int:
         # L inputs and their L next items

@@ -182,6 +182,7 @@ def model_params(args: argparse.Namespace) -> tp.Dict[str, tp.Any]:
         overrides["mask_prob"] = args.mask_prob
     overrides["negative_sampling"] = args.negative_sampling
     overrides["precision"] = args.precision
+    overrides["train_windows"] = args.train_windows
     accepted = MODELS[args.model]._param_names()
     for key, value in overrides.items():
         if value is not None:
@@ -360,6 +361,8 @@ def parse_args(argv: tp.Optional[tp.Sequence[str]] = None) -> argparse.Namespace
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--mask-prob", type=float, default=None, help="BERT4Rec only")
+    p.add_argument("--train-windows", choices=("last", "all"), default=None,
+                   help="training samples: each user's last window (default) or all windows of each history")
     p.add_argument("--item-features", action="store_true", help="add item feature embeddings (genres/attributes)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")

@@ -14,14 +14,42 @@ def last_windows(indptr: np.ndarray, items: np.ndarray, rows: np.ndarray, width:
     Item ``i`` becomes token ``i + offset``; positions after a row's items hold ``pad``.
     """
     rows = np.asarray(rows, dtype=np.int64)
-    ends = indptr[rows + 1]
-    lengths = np.minimum(ends - indptr[rows], width)  # (B,)
+    return windows(items, indptr[rows], indptr[rows + 1], width, offset, pad)
+
+
+def windows(items: np.ndarray, starts: np.ndarray, ends: np.ndarray, width: int, offset: int,
+            pad: int = 0) -> np.ndarray:
+    """Right-padded tokens ``(B, width)``: window ``b`` holds ``items[max(starts[b], ends[b] - width):ends[b]]``.
+
+    Item ``i`` becomes token ``i + offset``; positions after a window's items hold ``pad``.
+    """
+    starts = np.asarray(starts, dtype=np.int64)
+    ends = np.asarray(ends, dtype=np.int64)
+    lengths = np.minimum(ends - starts, width)  # (B,)
     cols = np.arange(width)
     valid = cols[None, :] < lengths[:, None]  # (B, width)
-    idx = np.where(valid, (ends - lengths)[:, None] + cols[None, :], 0)
     if len(items) == 0:
-        return np.full((len(rows), width), pad, dtype=np.int64)
+        return np.full((len(ends), width), pad, dtype=np.int64)
+    idx = np.where(valid, (ends - lengths)[:, None] + cols[None, :], 0)
     return np.where(valid, items[idx] + offset, pad).astype(np.int64, copy=False)
+
+
+def window_ends(indptr: np.ndarray, rows: np.ndarray, stride: int, min_items: int = 2
+                ) -> tp.Tuple[np.ndarray, np.ndarray]:
+    """Rows and end offsets of windows that step back from each row's end by ``stride`` items.
+
+    Row ``r`` with ``n`` items gets ends ``indptr[r + 1] - j * stride`` for every ``j`` whose window
+    still holds at least ``min_items`` items: the most recent window first. With ``stride`` equal
+    to the number of targets a window trains on, every item is a target in exactly one window.
+    Returns ``(rows_of_windows, ends)``, both ``(n_windows,)``.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    lengths = indptr[rows + 1] - indptr[rows]
+    counts = np.where(lengths >= min_items, (lengths - min_items) // stride + 1, 0)  # windows per row
+    row_of = np.repeat(rows, counts)
+    first = np.repeat(np.cumsum(counts) - counts, counts)
+    j = np.arange(int(counts.sum())) - first  # 0 for the most recent window of each row
+    return row_of, indptr[row_of + 1] - j * stride
 
 
 def take_rows(indptr: np.ndarray, values: np.ndarray, rows: np.ndarray,

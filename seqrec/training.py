@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset as TorchDataset
 
-from .batching import last_windows
+from .batching import window_ends, windows
 from .dataset import Interactions
 from .nn.losses import Popularity, compute_loss
 from .nn.transformer import N_SPECIAL, PAD, TransformerNet
@@ -19,20 +19,31 @@ TrainingBatchFn = tp.Callable[[torch.Tensor, int], tp.Tuple[torch.Tensor, torch.
 
 
 class WindowDataset(TorchDataset):
-    """Training users; a batch of them is turned into item windows in one vectorised call."""
+    """Training samples, each an item window of one user; a batch of them is built in one vectorised call.
 
-    def __init__(self, interactions: Interactions, users: np.ndarray, width: int) -> None:
+    With ``stride=None`` a sample is a user's most recent ``width`` items (one per user). With a
+    ``stride``, each user's whole history is cut into windows ending ``stride`` items apart (see
+    :func:`~seqrec.batching.window_ends`), so that older interactions are trained on too.
+    """
+
+    def __init__(self, interactions: Interactions, users: np.ndarray, width: int,
+                 stride: tp.Optional[int] = None) -> None:
         self.indptr = interactions.indptr
         self.items = interactions.items
-        self.users = users
         self.width = width
+        users = np.asarray(users, dtype=np.int64)
+        if stride is None:
+            self.rows, self.ends = users, self.indptr[users + 1]
+        else:
+            self.rows, self.ends = window_ends(self.indptr, users, stride)
 
     def __len__(self) -> int:
-        return len(self.users)
+        return len(self.rows)
 
     def __getitems__(self, indices: tp.List[int]) -> torch.Tensor:
-        rows = self.users[np.asarray(indices, dtype=np.int64)]
-        return torch.from_numpy(last_windows(self.indptr, self.items, rows, self.width, N_SPECIAL, PAD))
+        idx = np.asarray(indices, dtype=np.int64)
+        rows = self.rows[idx]
+        return torch.from_numpy(windows(self.items, self.indptr[rows], self.ends[idx], self.width, N_SPECIAL, PAD))
 
     def __getitem__(self, index: int) -> torch.Tensor:
         return self.__getitems__([index])[0]

@@ -216,7 +216,8 @@ def _data(n_users=30, n_items=25, per_user=8, seed=0):
                                                  ("negative_sampling", "pop", "in_batch"),
                                                  ("precision", "fp16", "bf16"),
                                                  ("softmax_chunk_size", 0, "positive integer"),
-                                                 ("torch_compile", "yes", "True or False")])
+                                                 ("torch_compile", "yes", "True or False"),
+                                                 ("train_windows", "every", "'all'")])
 def test_new_options_are_validated(model_cls, param, value, allowed):
     with pytest.raises(ValueError, match=allowed):
         model_cls(**{param: value})
@@ -226,7 +227,44 @@ def test_new_parameters_come_last():
     for cls, before in [(SASRecModel, "random_state"), (BERT4RecModel, "mask_prob")]:
         names = cls._param_names()
         assert names[names.index(before) + 1:] == ["negative_sampling", "softmax_chunk_size", "precision",
-                                                   "torch_compile"]
+                                                   "torch_compile", "train_windows"]
+
+
+@pytest.mark.parametrize("model_cls", [SASRecModel, BERT4RecModel])
+def test_train_windows_all_trains_on_older_interactions(model_cls):
+    """With session_max_len 3, "last" never shows the model the oldest items of 12-item
+    histories; "all" cuts each history into windows, one sample per 3 targets."""
+    import lightning as L
+
+    from seqrec.nn.transformer import N_SPECIAL
+    from seqrec.training import WindowDataset
+
+    # item 0 only in the 4 oldest interactions of every user
+    rows = [(u, (0 if t < 4 else 1 + (u + t) % 9), t) for u in range(20) for t in range(12)]
+    data = Dataset.construct(pd.DataFrame(rows, columns=["user_id", "item_id", "datetime"]))
+    token0 = int(data.item_id_map.to_internal(np.array([0]))[0]) + N_SPECIAL
+    users = np.arange(data.n_users)
+    width = model_cls(session_max_len=3)._train_window()
+    last = WindowDataset(data.interactions, users, width)
+    every = WindowDataset(data.interactions, users, width, stride=3)
+    assert len(last) == 20 and len(every) == 20 * ((12 - 2) // 3 + 1)
+    assert not (last.__getitems__(list(range(len(last)))) == token0).any()
+    # each of the 4 oldest interactions is in some window (SASRec's windows overlap by one input item)
+    assert (every.__getitems__(list(range(len(every)))) == token0).sum() >= 20 * 4
+    steps = {}
+    for mode in ("last", "all"):
+        trainers = []
+
+        def trainer_func():
+            trainers.append(L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False,
+                                      enable_progress_bar=False, enable_model_summary=False, accelerator="cpu"))
+            return trainers[-1]
+
+        model_cls(n_blocks=1, n_heads=1, n_factors=8, session_max_len=3, batch_size=16, random_state=0,
+                  train_windows=mode, get_trainer_func=trainer_func,
+                  item_net_block_types=SASRecModel().item_net_block_types[:1]).fit(data)
+        steps[mode] = trainers[0].global_step
+    assert steps == {"last": 2, "all": 5}  # ceil(20 / 16) and ceil(80 / 16) batches
 
 
 def _small(model_cls, **kw):

@@ -26,6 +26,7 @@ from ..nn.transformer import TransformerNet
 from ..training import PRECISIONS, SeqRecModule, WindowDataset, make_dataloader
 
 ON_UNSUPPORTED = ("raise", "warn", "ignore")
+TRAIN_WINDOWS = ("last", "all")
 TrainerFactory = tp.Callable[[], L.Trainer]
 
 
@@ -121,6 +122,8 @@ class TransformerModelBase:
                f"softmax_chunk_size must be a positive integer or None (automatic), got {self.softmax_chunk_size!r}")
         _check(self.precision in PRECISIONS, f"Unknown precision {self.precision!r}; allowed: {PRECISIONS}")
         _check(isinstance(self.torch_compile, bool), f"torch_compile must be True or False, got {self.torch_compile!r}")
+        _check(self.train_windows in TRAIN_WINDOWS,
+               f"Unknown train_windows {self.train_windows!r}; allowed: {TRAIN_WINDOWS}")
         _check(_is_int(self.verbose) and self.verbose >= 0, f"verbose must be a non-negative integer")
         _check(_is_int(self.dataloader_num_workers) and self.dataloader_num_workers >= 0,
                "dataloader_num_workers must be a non-negative integer")
@@ -222,8 +225,10 @@ class TransformerModelBase:
                                   verbose=self.verbose, negative_sampling=self.negative_sampling,
                                   item_counts=item_counts, softmax_chunk_size=self.softmax_chunk_size,
                                   precision=self.precision, torch_compile=self.torch_compile)
-            loader = make_dataloader(WindowDataset(dataset.interactions, train_users, self._train_window()),
-                                     self.batch_size, shuffle=True, seed=seed,
+            # "all": windows step back by session_max_len items, the number of targets of a window
+            stride = self.session_max_len if self.train_windows == "all" else None
+            samples = WindowDataset(dataset.interactions, train_users, self._train_window(), stride)
+            loader = make_dataloader(samples, self.batch_size, shuffle=True, seed=seed,
                                      num_workers=self.dataloader_num_workers)
             trainer = self._make_trainer()
             trainer.fit(module, train_dataloaders=loader)

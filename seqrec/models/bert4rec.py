@@ -53,6 +53,7 @@ class BERT4RecModel(TransformerModelBase):
         softmax_chunk_size: tp.Optional[int] = None,
         precision: str = "auto",
         torch_compile: bool = False,
+        train_windows: str = "last",
     ) -> None:
         self._init_params(locals())
 

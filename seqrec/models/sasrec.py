@@ -42,6 +42,9 @@ class SASRecModel(TransformerModelBase):
     precision : "auto" (bf16 autocast on a CUDA device that supports it, float32 otherwise),
         "fp32" or "bf16".
     torch_compile : compile the network with ``torch.compile`` for training.
+    train_windows : "last" (one sample per user: the most recent ``session_max_len`` items, as in
+        RecTools) or "all" (each history cut into consecutive windows, so that every interaction
+        is a training target once; more samples per epoch).
     """
 
     def __init__(
@@ -73,6 +76,7 @@ class SASRecModel(TransformerModelBase):
         softmax_chunk_size: tp.Optional[int] = None,
         precision: str = "auto",
         torch_compile: bool = False,
+        train_windows: str = "last",
     ) -> None:
         self._init_params(locals())
 

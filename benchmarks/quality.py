@@ -46,6 +46,7 @@ import torch  # noqa: E402
 from seqrec import BERT4RecModel, Columns, Dataset, SASRecModel  # noqa: E402
 from seqrec.batching import ranks_in_runs, take_rows  # noqa: E402
 from seqrec.metrics import MRR, NDCG, CatalogCoverage, HitRate, MeanPopularity, calc_metrics  # noqa: E402
+from seqrec.models.base import TRAIN_WINDOWS  # noqa: E402
 from seqrec.nn.item_net import CatFeaturesItemNet, IdEmbeddingsItemNet  # noqa: E402
 from seqrec.nn.losses import LOSSES  # noqa: E402
 from seqrec.presets import get_preset  # noqa: E402
@@ -361,8 +362,9 @@ def parse_args(argv: tp.Optional[tp.Sequence[str]] = None) -> argparse.Namespace
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--mask-prob", type=float, default=None, help="BERT4Rec only")
-    p.add_argument("--train-windows", choices=("last", "all"), default=None,
-                   help="training samples: each user's last window (default) or all windows of each history")
+    p.add_argument("--train-windows", choices=TRAIN_WINDOWS, default=None,
+                   help="training samples: each user's last window or all windows of each history "
+                        "(default: the preset's)")
     p.add_argument("--item-features", action="store_true", help="add item feature embeddings (genres/attributes)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")

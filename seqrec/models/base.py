@@ -23,6 +23,7 @@ from ..dataset import Dataset
 from ..nn.item_net import ItemNetBase, SumItemNet
 from ..nn.losses import LOSSES, NEGATIVE_SAMPLING
 from ..nn.transformer import TransformerNet
+from ..presets import get_preset, preset_names
 from ..training import PRECISIONS, SeqRecModule, WindowDataset, make_dataloader
 
 ON_UNSUPPORTED = ("raise", "warn", "ignore")
@@ -65,8 +66,6 @@ class TransformerModelBase:
         ``SASRecModel.from_preset("ml-1m", epochs=50)`` is ``SASRecModel(**get_preset("sasrec-ml-1m"),
         epochs=50)``: keyword arguments override the preset's values.
         """
-        from ..presets import preset_names, get_preset
-
         prefix = cls._preset_prefix + "-"
         name = prefix + dataset
         if name not in preset_names():

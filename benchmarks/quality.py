@@ -47,6 +47,7 @@ from seqrec import BERT4RecModel, Columns, Dataset, SASRecModel  # noqa: E402
 from seqrec.batching import ranks_in_runs, take_rows  # noqa: E402
 from seqrec.metrics import MRR, NDCG, CatalogCoverage, HitRate, MeanPopularity, calc_metrics  # noqa: E402
 from seqrec.models.base import TRAIN_WINDOWS  # noqa: E402
+from seqrec.training import LR_SCHEDULES  # noqa: E402
 from seqrec.nn.item_net import CatFeaturesItemNet, IdEmbeddingsItemNet  # noqa: E402
 from seqrec.nn.losses import LOSSES  # noqa: E402
 from seqrec.presets import get_preset  # noqa: E402
@@ -184,6 +185,7 @@ def model_params(args: argparse.Namespace) -> tp.Dict[str, tp.Any]:
     overrides["negative_sampling"] = args.negative_sampling
     overrides["precision"] = args.precision
     overrides["train_windows"] = args.train_windows
+    overrides["lr_schedule"] = args.lr_schedule
     accepted = MODELS[args.model]._param_names()
     for key, value in overrides.items():
         if value is not None:
@@ -365,6 +367,8 @@ def parse_args(argv: tp.Optional[tp.Sequence[str]] = None) -> argparse.Namespace
     p.add_argument("--train-windows", choices=TRAIN_WINDOWS, default=None,
                    help="training samples: each user's last window or all windows of each history "
                         "(default: the preset's)")
+    p.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=None,
+                   help="learning rate schedule (default: the preset's); 'cosine' decays to 0 over --max-epochs")
     p.add_argument("--item-features", action="store_true", help="add item feature embeddings (genres/attributes)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import typing as tp
 
 import lightning as L
@@ -50,6 +51,7 @@ class WindowDataset(TorchDataset):
 
 
 PRECISIONS = ("auto", "fp32", "bf16")
+LR_SCHEDULES = ("constant", "cosine")
 
 
 def use_bf16(precision: str, device: torch.device) -> bool:
@@ -79,7 +81,7 @@ class SeqRecModule(L.LightningModule):
     def __init__(self, net: TransformerNet, training_batch: TrainingBatchFn, loss: str, n_negatives: int,
                  gbce_t: float, lr: float, verbose: int = 0, negative_sampling: str = "uniform",
                  item_counts: tp.Optional[np.ndarray] = None, softmax_chunk_size: tp.Optional[int] = None,
-                 precision: str = "fp32", torch_compile: bool = False) -> None:
+                 precision: str = "fp32", torch_compile: bool = False, lr_schedule: str = "constant") -> None:
         super().__init__()
         self.net = net
         self.training_batch = training_batch
@@ -91,6 +93,7 @@ class SeqRecModule(L.LightningModule):
         self.negative_sampling = negative_sampling
         self.softmax_chunk_size = softmax_chunk_size
         self.precision = precision
+        self.lr_schedule = lr_schedule
         # the compiled function shares the network's parameters; the network itself stays plain
         self.encode = torch.compile(net.encode) if torch_compile else net.encode
         if loss == "sampled_softmax" and negative_sampling == "popularity":
@@ -131,5 +134,16 @@ class SeqRecModule(L.LightningModule):
             if loss is not None:
                 print(f"epoch {self.current_epoch + 1}/{self.trainer.max_epochs}: train_loss={float(loss):.4f}")
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.net.parameters(), lr=self.lr, betas=(0.9, 0.98))
+    def configure_optimizers(self) -> tp.Any:
+        optimizer = torch.optim.Adam(self.net.parameters(), lr=self.lr, betas=(0.9, 0.98))
+        if self.lr_schedule == "constant":
+            return optimizer
+        # "cosine": per step from lr down to 0 at the last step the trainer plans (max_epochs)
+        total = max(int(self.trainer.estimated_stepping_batches), 1)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: cosine_factor(step, total))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def cosine_factor(step: int, total: int) -> float:
+    """Learning-rate factor of step ``step`` of ``total``: 1 at the start, 0 after the last step."""
+    return 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))

@@ -217,7 +217,8 @@ def _data(n_users=30, n_items=25, per_user=8, seed=0):
                                                  ("precision", "fp16", "bf16"),
                                                  ("softmax_chunk_size", 0, "positive integer"),
                                                  ("torch_compile", "yes", "True or False"),
-                                                 ("train_windows", "every", "'all'")])
+                                                 ("train_windows", "every", "'all'"),
+                                                 ("lr_schedule", "linear", "'cosine'")])
 def test_new_options_are_validated(model_cls, param, value, allowed):
     with pytest.raises(ValueError, match=allowed):
         model_cls(**{param: value})
@@ -227,7 +228,7 @@ def test_new_parameters_come_last():
     for cls, before in [(SASRecModel, "random_state"), (BERT4RecModel, "mask_prob")]:
         names = cls._param_names()
         assert names[names.index(before) + 1:] == ["negative_sampling", "softmax_chunk_size", "precision",
-                                                   "torch_compile", "train_windows"]
+                                                   "torch_compile", "train_windows", "lr_schedule"]
 
 
 @pytest.mark.parametrize("model_cls", [SASRecModel, BERT4RecModel])
@@ -265,6 +266,45 @@ def test_train_windows_all_trains_on_older_interactions(model_cls):
                   item_net_block_types=SASRecModel().item_net_block_types[:1]).fit(data)
         steps[mode] = trainers[0].global_step
     assert steps == {"last": 2, "all": 5}  # ceil(20 / 16) and ceil(80 / 16) batches
+
+
+def test_cosine_factor_runs_from_one_to_zero():
+    from seqrec.training import cosine_factor
+
+    total = 10
+    factors = [cosine_factor(step, total) for step in range(total + 3)]
+    assert factors[0] == 1.0 and factors[5] == pytest.approx(0.5)
+    assert all(a > b for a, b in zip(factors[:total], factors[1:total + 1]))
+    assert factors[total:] == [0.0] * 3  # steps past the plan stay at 0
+
+
+@pytest.mark.parametrize("model_cls", [SASRecModel, BERT4RecModel])
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_lr_schedule_sets_the_rate_of_every_step(model_cls, schedule):
+    import lightning as L
+
+    seen = []
+
+    class RecordLR(L.Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            seen.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+    def trainer_func():
+        return L.Trainer(max_epochs=3, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, accelerator="cpu", callbacks=[RecordLR()])
+
+    data = _data(n_users=40, n_items=15, per_user=8)
+    model = _small(model_cls, lr=0.01, lr_schedule=schedule, get_trainer_func=trainer_func)
+    model.fit(data)
+    steps = 3 * -(-40 // 8)  # 3 epochs of 5 batches
+    assert len(seen) == steps
+    if schedule == "constant":
+        assert seen == [0.01] * steps
+    else:
+        assert seen[0] == pytest.approx(0.01)
+        assert all(a > b for a, b in zip(seen, seen[1:]))
+        # the last step runs at the factor of step total - 1, one step before 0
+        assert seen[-1] == pytest.approx(0.01 * 0.5 * (1 + np.cos(np.pi * (steps - 1) / steps)))
 
 
 def _small(model_cls, **kw):

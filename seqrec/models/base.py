@@ -24,7 +24,7 @@ from ..nn.item_net import ItemNetBase, SumItemNet
 from ..nn.losses import LOSSES, NEGATIVE_SAMPLING
 from ..nn.transformer import TransformerNet
 from ..presets import get_preset, preset_names
-from ..training import PRECISIONS, SeqRecModule, WindowDataset, make_dataloader
+from ..training import LR_SCHEDULES, PRECISIONS, SeqRecModule, WindowDataset, make_dataloader
 
 ON_UNSUPPORTED = ("raise", "warn", "ignore")
 TRAIN_WINDOWS = ("last", "all")
@@ -123,6 +123,8 @@ class TransformerModelBase:
         _check(isinstance(self.torch_compile, bool), f"torch_compile must be True or False, got {self.torch_compile!r}")
         _check(self.train_windows in TRAIN_WINDOWS,
                f"Unknown train_windows {self.train_windows!r}; allowed: {TRAIN_WINDOWS}")
+        _check(self.lr_schedule in LR_SCHEDULES,
+               f"Unknown lr_schedule {self.lr_schedule!r}; allowed: {LR_SCHEDULES}")
         _check(_is_int(self.verbose) and self.verbose >= 0, f"verbose must be a non-negative integer")
         _check(_is_int(self.dataloader_num_workers) and self.dataloader_num_workers >= 0,
                "dataloader_num_workers must be a non-negative integer")
@@ -223,7 +225,8 @@ class TransformerModelBase:
             module = SeqRecModule(net, self._training_batch, self.loss, self.n_negatives, self.gbce_t, self.lr,
                                   verbose=self.verbose, negative_sampling=self.negative_sampling,
                                   item_counts=item_counts, softmax_chunk_size=self.softmax_chunk_size,
-                                  precision=self.precision, torch_compile=self.torch_compile)
+                                  precision=self.precision, torch_compile=self.torch_compile,
+                                  lr_schedule=self.lr_schedule)
             # "all": windows step back by session_max_len items, the number of targets of a window
             stride = self.session_max_len if self.train_windows == "all" else None
             samples = WindowDataset(dataset.interactions, train_users, self._train_window(), stride)

@@ -54,6 +54,7 @@ class BERT4RecModel(TransformerModelBase):
         precision: str = "auto",
         torch_compile: bool = False,
         train_windows: str = "last",
+        lr_schedule: str = "constant",
     ) -> None:
         self._init_params(locals())
 

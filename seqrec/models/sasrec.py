@@ -45,6 +45,9 @@ class SASRecModel(TransformerModelBase):
     train_windows : "last" (one sample per user: the most recent ``session_max_len`` items, as in
         RecTools) or "all" (each history cut into consecutive windows, so that every interaction
         is a training target once; more samples per epoch).
+    lr_schedule : "constant" (Adam at ``lr`` throughout, as in RecTools) or "cosine" (decays per
+        step from ``lr`` to 0 over the trainer's planned epochs, ``epochs`` unless a custom trainer
+        says otherwise; with early stopping the run may end before the decay does).
     """
 
     def __init__(
@@ -77,6 +80,7 @@ class SASRecModel(TransformerModelBase):
         precision: str = "auto",
         torch_compile: bool = False,
         train_windows: str = "last",
+        lr_schedule: str = "constant",
     ) -> None:
         self._init_params(locals())
 

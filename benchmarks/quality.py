@@ -47,11 +47,11 @@ from seqrec import BERT4RecModel, Columns, Dataset, SASRecModel  # noqa: E402
 from seqrec.batching import ranks_in_runs, take_rows  # noqa: E402
 from seqrec.metrics import MRR, NDCG, CatalogCoverage, HitRate, MeanPopularity, calc_metrics  # noqa: E402
 from seqrec.models.base import TRAIN_WINDOWS  # noqa: E402
-from seqrec.training import LR_SCHEDULES  # noqa: E402
 from seqrec.nn.item_net import CatFeaturesItemNet, IdEmbeddingsItemNet  # noqa: E402
 from seqrec.nn.losses import LOSSES  # noqa: E402
 from seqrec.presets import get_preset  # noqa: E402
 from seqrec.splits import leave_one_out  # noqa: E402
+from seqrec.training import LR_SCHEDULES  # noqa: E402
 
 DATASETS = ("ml-1m", "beauty", "ml-latest-small")
 MODELS = {"sasrec": SASRecModel, "bert4rec": BERT4RecModel}

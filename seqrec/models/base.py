@@ -98,6 +98,11 @@ class TransformerModelBase:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({args})"
 
+    def _check_choice(self, name: str, allowed: tp.Tuple[str, ...]) -> None:
+        """A string option: its value must be one of ``allowed``."""
+        value = getattr(self, name)
+        _check(value in allowed, f"Unknown {name} {value!r}; allowed: {allowed}")
+
     def _validate_params(self) -> None:
         for name in ("n_blocks", "n_heads", "n_factors", "session_max_len", "batch_size", "epochs",
                      "recommend_batch_size", "train_min_user_interactions"):
@@ -109,22 +114,19 @@ class TransformerModelBase:
                "session_max_len must be at least 2 for BERT4Rec (history + mask token)")
         _check(isinstance(self.dropout_rate, (int, float)) and 0 <= self.dropout_rate < 1,
                f"dropout_rate must be in [0, 1), got {self.dropout_rate!r}")
-        _check(self.loss in LOSSES, f"Unknown loss {self.loss!r}; allowed: {LOSSES}")
+        self._check_choice("loss", LOSSES)
         _check(_is_int(self.n_negatives) and self.n_negatives > 0,
                f"n_negatives must be a positive integer, got {self.n_negatives!r}")
         _check(isinstance(self.gbce_t, (int, float)) and 0 <= self.gbce_t <= 1,
                f"gbce_t must be in [0, 1], got {self.gbce_t!r}")
         _check(isinstance(self.lr, (int, float)) and self.lr > 0, f"lr must be positive, got {self.lr!r}")
-        _check(self.negative_sampling in NEGATIVE_SAMPLING,
-               f"Unknown negative_sampling {self.negative_sampling!r}; allowed: {NEGATIVE_SAMPLING}")
+        self._check_choice("negative_sampling", NEGATIVE_SAMPLING)
         _check(self.softmax_chunk_size is None or (_is_int(self.softmax_chunk_size) and self.softmax_chunk_size > 0),
                f"softmax_chunk_size must be a positive integer or None (automatic), got {self.softmax_chunk_size!r}")
-        _check(self.precision in PRECISIONS, f"Unknown precision {self.precision!r}; allowed: {PRECISIONS}")
+        self._check_choice("precision", PRECISIONS)
         _check(isinstance(self.torch_compile, bool), f"torch_compile must be True or False, got {self.torch_compile!r}")
-        _check(self.train_windows in TRAIN_WINDOWS,
-               f"Unknown train_windows {self.train_windows!r}; allowed: {TRAIN_WINDOWS}")
-        _check(self.lr_schedule in LR_SCHEDULES,
-               f"Unknown lr_schedule {self.lr_schedule!r}; allowed: {LR_SCHEDULES}")
+        self._check_choice("train_windows", TRAIN_WINDOWS)
+        self._check_choice("lr_schedule", LR_SCHEDULES)
         _check(_is_int(self.verbose) and self.verbose >= 0, f"verbose must be a non-negative integer")
         _check(_is_int(self.dataloader_num_workers) and self.dataloader_num_workers >= 0,
                "dataloader_num_workers must be a non-negative integer")

@@ -139,7 +139,11 @@ class SeqRecModule(L.LightningModule):
         if self.lr_schedule == "constant":
             return optimizer
         # "cosine": per step from lr down to 0 at the last step the trainer plans (max_epochs)
-        total = max(int(self.trainer.estimated_stepping_batches), 1)
+        planned = self.trainer.estimated_stepping_batches
+        if not math.isfinite(planned):
+            raise ValueError("lr_schedule='cosine' needs a trainer with a finite max_epochs or max_steps "
+                             "(the schedule decays to 0 at the last planned step)")
+        total = max(int(planned), 1)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: cosine_factor(step, total))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 

@@ -307,6 +307,18 @@ def test_lr_schedule_sets_the_rate_of_every_step(model_cls, schedule):
         assert seen[-1] == pytest.approx(0.01 * 0.5 * (1 + np.cos(np.pi * (steps - 1) / steps)))
 
 
+def test_cosine_schedule_without_a_planned_end_is_a_clear_error():
+    import lightning as L
+
+    def endless():
+        return L.Trainer(max_epochs=-1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, accelerator="cpu")
+
+    model = _small(SASRecModel, lr_schedule="cosine", get_trainer_func=endless)
+    with pytest.raises(ValueError, match="finite max_epochs or max_steps"):
+        model.fit(_data())
+
+
 def _small(model_cls, **kw):
     return model_cls(n_blocks=1, n_heads=1, n_factors=8, session_max_len=6, epochs=1, batch_size=8,
                      random_state=0, item_net_block_types=SASRecModel().item_net_block_types[:1], **kw)

@@ -18,11 +18,20 @@ Full SASRec run on ML-1M (about 40 s per epoch on 2 CPU cores)::
 
 Results go to ``benchmarks/results/<run name>/``: ``results.json``, ``table.md``, ``curves.png``
 and ``progress.jsonl`` (one line per epoch, written as training goes).
+
+Seeds run in separate processes (one per core, or on several machines) are pooled into one table
+with mean and std over all their seeds::
+
+    .venv/bin/python benchmarks/quality.py --merge RUN_DIR_A RUN_DIR_B --name pooled
+
+The runs must share the data, the model and its hyperparameters; the stopping rules may differ
+and are listed in the pooled table.
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import platform
@@ -318,7 +327,12 @@ def markdown_table(results: tp.Dict[str, tp.Any]) -> str:
                      f"{_pm(summary['HR@10'])} | {_pm(summary['NDCG@10'])} | {best} / "
                      f"{summary['epochs_run']['mean']:.1f} | {summary['fit_s']['mean']:.0f} s | "
                      f"{results['hardware']} |")
-    lines += ["", f"Command: `{results['command']}`", "",
+    commands = results.get("commands") or [results["command"]]
+    lines += [""] + ([f"Command: `{commands[0]}`"] if len(commands) == 1
+                     else ["Pooled from:"] + [f"- `{c}`" for c in commands])
+    if results.get("stopping_differs"):
+        lines += ["", "Stopping rules differ between the pooled runs: " + results["stopping_differs"] + "."]
+    lines += ["",
               f"Total wall time: {results['wall_s']:.0f} s. Split: leave-one-out, full ranking over the "
               f"catalog ({results['data']['n_items']} items), history filtered, {results['data']['n_test_users']} "
               f"test users, {results['data']['n_val_users']} validation users."]
@@ -341,6 +355,69 @@ def plot_curves(results: tp.Dict[str, tp.Any], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+# --------------------------------------------------------------------------------------------- pool
+# what pooled runs must share: the data and validation options, and the model's resolved parameters
+# (a flag left to the preset and the same value given explicitly are the same setup)
+SETUP = ("dataset", "max_users", "model", "item_features", "val_users", "val_seed")
+STOPPING = ("max_epochs", "patience", "time_budget_min", "rectools_epochs")
+
+
+def _setup(res: tp.Dict[str, tp.Any]) -> tp.Dict[str, tp.Any]:
+    params = next((r["params"] for r in res["runs"] if r["implementation"] == "seqrec"), {})
+    # a parameter a run does not record (older results) had the model's default
+    defaults = {name: p.default for name, p in inspect.signature(MODELS[res["config"]["model"]]).parameters.items()
+                if p.default is not inspect.Parameter.empty and isinstance(p.default, (str, int, float, bool))}
+    return {**{k: res["config"].get(k) for k in SETUP},
+            **{f"model parameter {k}": v for k, v in {**defaults, **params}.items() if k != "epochs"}}
+
+
+def pool_results(run_dirs: tp.Sequence[Path], name: str, out_dir: Path) -> tp.Dict[str, tp.Any]:
+    """Pool the seeds of several result folders of one setup into one results.json / table.md / curves.png."""
+    loaded = []
+    for d in run_dirs:
+        path = Path(d) / "results.json"
+        if not path.is_file():
+            raise SystemExit(f"--merge: {path} not found (pass the folders that quality.py wrote)")
+        loaded.append(json.loads(path.read_text()))
+    first = loaded[0]
+    for d, res in zip(run_dirs[1:], loaded[1:]):
+        a, b = _setup(first), _setup(res)
+        for key in sorted(set(a) | set(b)):
+            if a.get(key) != b.get(key):
+                raise SystemExit(f"--merge: {d} has {key}={b.get(key)!r} but {run_dirs[0]} has "
+                                 f"{key}={a.get(key)!r}; only runs of one setup can be pooled")
+        if res["data"] != first["data"]:
+            raise SystemExit(f"--merge: {d} was run on other data ({res['data']}) than {run_dirs[0]} ({first['data']})")
+    runs = [dict(run, source=res["config"]["name"]) for res in loaded for run in res["runs"]]
+    seen = set()
+    for run in runs:
+        key = (run["implementation"], run["seed"])
+        if key in seen:
+            raise SystemExit(f"--merge: seed {run['seed']} of {run['implementation']} appears twice; "
+                             "pool runs of different seeds")
+        seen.add(key)
+    stopping = []
+    for key in STOPPING:
+        values = [res["config"].get(key) for res in loaded]
+        if len(set(map(str, values))) > 1:
+            stopping.append(f"{key} " + " / ".join(str(v) for v in values))
+    results = {
+        "config": {**first["config"], "seeds": sorted({r["seed"] for r in runs}), "name": name},
+        "command": first["command"], "commands": [res["command"] for res in loaded],
+        "stopping_differs": ", ".join(stopping), "pooled_from": [res["config"]["name"] for res in loaded],
+        "hardware": "; ".join(dict.fromkeys(res["hardware"] for res in loaded)), "torch": first["torch"],
+        "data": first["data"], "runs": runs, "wall_s": float(sum(res["wall_s"] for res in loaded)),
+    }
+    impls = sorted({r["implementation"] for r in runs}, key=["seqrec", "rectools"].index)
+    results["summary"] = {impl: summarize([r for r in runs if r["implementation"] == impl]) for impl in impls}
+    target = out_dir / name
+    target.mkdir(parents=True, exist_ok=True)
+    (target / "results.json").write_text(json.dumps(results, indent=2, default=str))
+    (target / "table.md").write_text(markdown_table(results))
+    plot_curves(results, target / "curves.png")
+    return results
 
 
 # --------------------------------------------------------------------------------------------- main
@@ -386,6 +463,9 @@ def parse_args(argv: tp.Optional[tp.Sequence[str]] = None) -> argparse.Namespace
                    help="fixed RecTools epochs (default: the best epoch seqrec found for the same seed)")
     p.add_argument("--name", default=None, help="run name (folder under benchmarks/results)")
     p.add_argument("--out-dir", type=Path, default=RESULTS_DIR)
+    p.add_argument("--merge", nargs="+", type=Path, default=None, metavar="RUN_DIR",
+                   help="pool the seeds of finished runs of one setup (their result folders) into the run "
+                        "--name; nothing is trained")
     p.add_argument("--quick", action="store_true",
                    help="minutes-long smoke run: ml-latest-small, length 50, 4 epochs, 1 seed (explicit options win)")
     args = p.parse_args(argv)
@@ -417,6 +497,13 @@ def prepare_split(args: argparse.Namespace) -> tp.Dict[str, tp.Any]:
 
 def main(argv: tp.Optional[tp.Sequence[str]] = None) -> tp.Dict[str, tp.Any]:
     args = parse_args(argv)
+    if args.merge:
+        if not args.name:
+            raise SystemExit("--merge needs --name: the folder the pooled results go to")
+        results = pool_results(args.merge, args.name, args.out_dir)
+        print(markdown_table(results))
+        print(f"results in {args.out_dir / args.name}", flush=True)
+        return results
     if args.threads:
         torch.set_num_threads(args.threads)
     started = time.perf_counter()

@@ -1,6 +1,7 @@
-"""The benchmark's early-stopping callback: it stops on patience and the best weights end in the model."""
+"""The benchmark harness: early stopping (patience, best weights restored) and pooling the seeds of separate runs."""
 
 import importlib.util
+import json
 from pathlib import Path
 
 import numpy as np
@@ -85,3 +86,49 @@ def test_quick_flags_do_not_override_explicit_ones(quality):
     assert args.dataset == "ml-latest-small" and args.max_epochs == 7 and args.patience == 2
     with pytest.raises(SystemExit):
         quality.parse_args(["--patience", "0"])
+
+
+def _results(tmp_path, name, seeds, lr=0.002, max_epochs=100, ndcg=None):
+    """A results folder as quality.py writes it, with made-up metrics per seed."""
+    runs = []
+    for i, seed in enumerate(seeds):
+        value = ndcg[i] if ndcg else 0.1 + seed / 100
+        runs.append({"implementation": "seqrec", "seed": seed, "metrics": {"HR@10": 2 * value, "NDCG@10": value},
+                     "best_epoch": 10 + seed, "epochs_run": 20, "stopped_by": "patience", "fit_s": 100.0,
+                     "curve": [{"epoch": 1, "val_ndcg@10": value}],
+                     "params": {"n_factors": 64, "lr": lr, "loss": "softmax", "epochs": max_epochs}})
+    config = {"dataset": "ml-1m", "max_users": 0, "model": "sasrec", "item_features": False, "val_users": 0,
+              "val_seed": 0, "max_epochs": max_epochs, "patience": 10, "time_budget_min": None,
+              "rectools_epochs": None, "name": name, "dataset_label": "ml-1m", "loss": "softmax", "seeds": seeds}
+    results = {"config": config, "command": f"python benchmarks/quality.py --name {name}", "hardware": "cpu",
+               "torch": "2", "data": {"n_items": 5, "n_test_users": 3, "n_val_users": 3}, "runs": runs,
+               "wall_s": 50.0}
+    (tmp_path / name).mkdir()
+    (tmp_path / name / "results.json").write_text(json.dumps(results))
+    return tmp_path / name
+
+
+def test_merge_pools_seeds_of_separate_runs(quality, tmp_path):
+    a = _results(tmp_path, "a", [0], ndcg=[0.18])
+    b = _results(tmp_path, "b", [1, 2], max_epochs=34, ndcg=[0.17, 0.19])
+    pooled = quality.main(["--merge", str(a), str(b), "--name", "pooled", "--out-dir", str(tmp_path)])
+    summary = pooled["summary"]["seqrec"]["NDCG@10"]
+    assert summary["mean"] == pytest.approx(0.18)
+    assert summary["std"] == pytest.approx(np.std([0.18, 0.17, 0.19], ddof=1))
+    assert pooled["config"]["seeds"] == [0, 1, 2] and [r["source"] for r in pooled["runs"]] == ["a", "b", "b"]
+    table = (tmp_path / "pooled" / "table.md").read_text()
+    assert "0.1800 ± 0.0100" in table and "--name a" in table and "--name b" in table
+    assert "max_epochs 100 / 34" in table  # the stopping rules that differ are named
+    assert (tmp_path / "pooled" / "curves.png").stat().st_size > 0
+
+
+def test_merge_refuses_other_setups_and_repeated_seeds(quality, tmp_path):
+    a = _results(tmp_path, "a", [0])
+    with pytest.raises(SystemExit, match="lr=0.001.*lr=0.002"):
+        quality.main(["--merge", str(a), str(_results(tmp_path, "b", [1], lr=0.001)), "--name", "p",
+                      "--out-dir", str(tmp_path)])
+    with pytest.raises(SystemExit, match="seed 0 of seqrec appears twice"):
+        quality.main(["--merge", str(a), str(_results(tmp_path, "c", [0])), "--name", "p",
+                      "--out-dir", str(tmp_path)])
+    with pytest.raises(SystemExit, match="needs --name"):
+        quality.main(["--merge", str(a)])

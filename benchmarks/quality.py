@@ -58,7 +58,7 @@ from seqrec.metrics import MRR, NDCG, CatalogCoverage, HitRate, MeanPopularity, 
 from seqrec.models.base import TRAIN_WINDOWS  # noqa: E402
 from seqrec.nn.item_net import CatFeaturesItemNet, IdEmbeddingsItemNet  # noqa: E402
 from seqrec.nn.losses import LOSSES  # noqa: E402
-from seqrec.presets import get_preset  # noqa: E402
+from seqrec.presets import get_preset, preset_names  # noqa: E402
 from seqrec.splits import leave_one_out  # noqa: E402
 from seqrec.training import LR_SCHEDULES  # noqa: E402
 
@@ -183,8 +183,7 @@ def make_trainer_factory(model: tp.Any, callback: L.Callback, max_epochs: int, a
 
 # --------------------------------------------------------------------------------------------- one run
 def model_params(args: argparse.Namespace) -> tp.Dict[str, tp.Any]:
-    preset_name = f"{args.model}-{args.dataset}"
-    params = get_preset(preset_name)
+    params = get_preset(args.preset or f"{args.model}-{args.dataset}")
     overrides = {"n_factors": args.n_factors, "n_blocks": args.n_blocks, "n_heads": args.n_heads,
                  "dropout_rate": args.dropout, "session_max_len": args.session_max_len,
                  "batch_size": args.batch_size, "lr": args.lr, "loss": args.loss, "n_negatives": args.n_negatives,
@@ -428,6 +427,9 @@ def parse_args(argv: tp.Optional[tp.Sequence[str]] = None) -> argparse.Namespace
     p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="folder holding ml-1m/ and beauty/")
     p.add_argument("--max-users", type=int, default=0, help="subsample of users, seeded by --val-seed (0 = all)")
     p.add_argument("--model", choices=sorted(MODELS), default="sasrec")
+    p.add_argument("--preset", default=None,
+                   help="hyperparameters to start from (seqrec.presets; default: <model>-<dataset>, e.g. "
+                        "sasrec-ml-1m); the options below override them")
     p.add_argument("--loss", choices=LOSSES, default=None, help="default: the preset's")
     p.add_argument("--negative-sampling", default=None, help="sampled_softmax negatives (see the model docs)")
     p.add_argument("--precision", default=None, help="training precision (see the model docs), e.g. fp32")
@@ -476,6 +478,11 @@ def parse_args(argv: tp.Optional[tp.Sequence[str]] = None) -> argparse.Namespace
         for flag, (attr, value) in quick.items():
             if flag not in given:
                 setattr(args, attr, value)
+    if args.preset is not None:
+        if args.preset not in preset_names():
+            p.error(f"--preset {args.preset!r} is not a preset; available: {', '.join(preset_names())}")
+        if not args.preset.startswith(args.model + "-"):
+            p.error(f"--preset {args.preset!r} is not a {args.model} preset (use --model too)")
     for name in ("max_epochs", "patience"):
         if getattr(args, name) <= 0:
             p.error(f"--{name.replace('_', '-')} must be positive")

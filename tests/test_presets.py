@@ -29,6 +29,16 @@ def test_sasrec_ml_1m_is_the_benchmarked_setting():
             p["train_windows"]) == (64, 2, 1, 200, 128, 2e-3, "softmax", "all")
 
 
+def test_ml_1m_gbce_and_bert4rec_are_the_benchmarked_settings():
+    # the runs behind the gBCE and BERT4Rec rows of docs/benchmarks.md
+    p = get_preset("sasrec-ml-1m-gbce")
+    assert (p["loss"], p["n_negatives"], p["gbce_t"], p["dropout_rate"], p["lr"], p["train_windows"]) == (
+        "gBCE", 256, 0.75, 0.0, 2e-3, "all")
+    assert SASRecModel.from_preset("ml-1m-gbce").get_params()["loss"] == "gBCE"
+    p = get_preset("bert4rec-ml-1m")
+    assert (p["n_heads"], p["mask_prob"], p["lr"], p["loss"]) == (2, 0.2, 2e-3, "softmax")
+
+
 def test_unknown_preset_lists_the_available_ones():
     with pytest.raises(ValueError, match="sasrec-ml-1m"):
         get_preset("sasrec-ml-2m")

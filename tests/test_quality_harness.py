@@ -88,6 +88,16 @@ def test_quick_flags_do_not_override_explicit_ones(quality):
         quality.parse_args(["--patience", "0"])
 
 
+def test_preset_option_starts_from_the_named_preset(quality):
+    args = quality.parse_args(["--preset", "sasrec-ml-1m-gbce", "--lr", "0.001"])
+    params = quality.model_params(args)
+    assert params["loss"] == "gBCE" and params["n_negatives"] == 256 and params["lr"] == 0.001
+    assert quality.model_params(quality.parse_args([]))["loss"] == "softmax"  # sasrec-ml-1m
+    for bad in (["--preset", "sasrec-ml-2m"], ["--model", "bert4rec", "--preset", "sasrec-ml-1m"]):
+        with pytest.raises(SystemExit):
+            quality.parse_args(bad)
+
+
 def _results(tmp_path, name, seeds, lr=0.002, max_epochs=100, ndcg=None):
     """A results folder as quality.py writes it, with made-up metrics per seed."""
     runs = []

@@ -331,8 +331,9 @@ def markdown_table(results: tp.Dict[str, tp.Any]) -> str:
                      else ["Pooled from:"] + [f"- `{c}`" for c in commands])
     if results.get("stopping_differs"):
         lines += ["", "Stopping rules differ between the pooled runs: " + results["stopping_differs"] + "."]
+    wall = "Total wall time" if len(commands) == 1 else "Wall time summed over the pooled runs"
     lines += ["",
-              f"Total wall time: {results['wall_s']:.0f} s. Split: leave-one-out, full ranking over the "
+              f"{wall}: {results['wall_s']:.0f} s. Split: leave-one-out, full ranking over the "
               f"catalog ({results['data']['n_items']} items), history filtered, {results['data']['n_test_users']} "
               f"test users, {results['data']['n_val_users']} validation users."]
     return "\n".join(lines) + "\n"

@@ -357,6 +357,16 @@ def plot_curves(results: tp.Dict[str, tp.Any], path: Path) -> None:
     plt.close(fig)
 
 
+def write_results(results: tp.Dict[str, tp.Any], folder: Path) -> None:
+    """Summarize the runs per implementation (mean ± std over seeds) and write results.json, table.md, curves.png."""
+    impls = sorted({r["implementation"] for r in results["runs"]}, key=["seqrec", "rectools"].index)
+    results["summary"] = {impl: summarize([r for r in results["runs"] if r["implementation"] == impl])
+                          for impl in impls}
+    (folder / "results.json").write_text(json.dumps(results, indent=2, default=str))
+    (folder / "table.md").write_text(markdown_table(results))
+    plot_curves(results, folder / "curves.png")
+
+
 # --------------------------------------------------------------------------------------------- pool
 # what pooled runs must share: the data and validation options, and the model's resolved parameters
 # (a flag left to the preset and the same value given explicitly are the same setup)
@@ -382,8 +392,9 @@ def pool_results(run_dirs: tp.Sequence[Path], name: str, out_dir: Path) -> tp.Di
             raise SystemExit(f"--merge: {path} not found (pass the folders that quality.py wrote)")
         loaded.append(json.loads(path.read_text()))
     first = loaded[0]
+    a = _setup(first)
     for d, res in zip(run_dirs[1:], loaded[1:]):
-        a, b = _setup(first), _setup(res)
+        b = _setup(res)
         for key in sorted(set(a) | set(b)):
             if a.get(key) != b.get(key):
                 raise SystemExit(f"--merge: {d} has {key}={b.get(key)!r} but {run_dirs[0]} has "
@@ -410,13 +421,8 @@ def pool_results(run_dirs: tp.Sequence[Path], name: str, out_dir: Path) -> tp.Di
         "hardware": "; ".join(dict.fromkeys(res["hardware"] for res in loaded)), "torch": first["torch"],
         "data": first["data"], "runs": runs, "wall_s": float(sum(res["wall_s"] for res in loaded)),
     }
-    impls = sorted({r["implementation"] for r in runs}, key=["seqrec", "rectools"].index)
-    results["summary"] = {impl: summarize([r for r in runs if r["implementation"] == impl]) for impl in impls}
-    target = out_dir / name
-    target.mkdir(parents=True, exist_ok=True)
-    (target / "results.json").write_text(json.dumps(results, indent=2, default=str))
-    (target / "table.md").write_text(markdown_table(results))
-    plot_curves(results, target / "curves.png")
+    (out_dir / name).mkdir(parents=True, exist_ok=True)
+    write_results(results, out_dir / name)
     return results
 
 
@@ -539,13 +545,8 @@ def main(argv: tp.Optional[tp.Sequence[str]] = None) -> tp.Dict[str, tp.Any]:
     }
 
     def save() -> None:
-        impls = sorted({r["implementation"] for r in results["runs"]}, key=["seqrec", "rectools"].index)
-        results["summary"] = {impl: summarize([r for r in results["runs"] if r["implementation"] == impl])
-                              for impl in impls}
         results["wall_s"] = round(time.perf_counter() - started, 1)
-        (out_dir / "results.json").write_text(json.dumps(results, indent=2, default=str))
-        (out_dir / "table.md").write_text(markdown_table(results))
-        plot_curves(results, out_dir / "curves.png")
+        write_results(results, out_dir)
 
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)

@@ -55,10 +55,21 @@ def main(spec_path: str) -> None:
     epochs = int(params["epochs"])
     accelerator = "gpu" if str(spec["device"]).startswith("cuda") else "cpu"
 
+    from pytorch_lightning import Callback
+
+    epoch_train_s: tp.List[float] = []  # filled by the callback (RecTools deep-copies the trainer)
+
+    class EpochTimer(Callback):
+        def on_train_epoch_start(self, trainer: tp.Any, pl_module: tp.Any) -> None:
+            self.t0 = time.perf_counter()
+
+        def on_train_epoch_end(self, trainer: tp.Any, pl_module: tp.Any) -> None:
+            epoch_train_s.append(round(time.perf_counter() - self.t0, 3))
+
     def get_trainer() -> Trainer:
         return Trainer(max_epochs=epochs, min_epochs=epochs, deterministic=bool(spec["deterministic"]),
                        enable_checkpointing=False, logger=False, devices=1, accelerator=accelerator,
-                       enable_progress_bar=False, enable_model_summary=False)
+                       enable_progress_bar=False, enable_model_summary=False, callbacks=[EpochTimer()])
 
     item_features = None
     blocks: tp.Tuple[type, ...] = (IdEmbeddingsItemNet,)
@@ -77,12 +88,30 @@ def main(spec_path: str) -> None:
     history = make_dataset(read_interactions(spec["history"]))
     users = pd.read_csv(spec["users"])["user_id"].to_numpy()
     cls = {"sasrec": SASRecModel, "bert4rec": BERT4RecModel}[spec["model"]]
+    if spec.get("transformer_layers_type"):  # RecTools' own layer classes, by name
+        from rectools.models.nn.transformers.net_blocks import PreLNTransformerLayers
+        from rectools.models.nn.transformers.sasrec import SASRecTransformerLayers
+        layers = {"PreLNTransformerLayers": PreLNTransformerLayers, "SASRecTransformerLayers": SASRecTransformerLayers}
+        params["transformer_layers_type"] = layers[spec["transformer_layers_type"]]
     model = cls(**params, item_net_block_types=blocks, get_trainer_func=get_trainer,
                 recommend_torch_device=spec["device"], deterministic=bool(spec["deterministic"]), verbose=0)
     seed_everything(seed, workers=True)
+    val_s: tp.List[float] = []
     t0 = time.perf_counter()
-    model.fit(train)
-    fit_s = time.perf_counter() - t0
+    if spec.get("val_users"):
+        val_users = pd.read_csv(spec["val_users"])["user_id"].to_numpy()
+        for epoch in range(1, epochs + 1):
+            model.fit_partial(train, min_epochs=1, max_epochs=1)
+            t1 = time.perf_counter()
+            val = model.recommend(users=val_users, dataset=train, k=int(spec.get("k_val", 10)), filter_viewed=True,
+                                  on_unsupported_targets="warn")
+            val[["user_id", "item_id", "rank"]].to_csv(spec["val_reco"].format(epoch=epoch), index=False)
+            val_s.append(round(time.perf_counter() - t1, 3))
+            print(f"[rectools runner] epoch {epoch}: {epoch_train_s[-1]:.1f}s train, {val_s[-1]:.1f}s val",
+                  flush=True)
+    else:
+        model.fit(train)
+    fit_s = time.perf_counter() - t0 - sum(val_s)
     t0 = time.perf_counter()
     reco = model.recommend(users=users, dataset=history, k=int(spec["k"]), filter_viewed=True,
                            on_unsupported_targets="warn")
@@ -91,7 +120,7 @@ def main(spec_path: str) -> None:
     with open(spec["info"], "w") as f:
         json.dump({"fit_s": round(fit_s, 1), "test_s": round(test_s, 1), "rectools_version": rectools_version,
                    "n_reco_users": int(pd.unique(reco["user_id"]).size), "torch": torch.__version__,
-                   "numpy": np.__version__}, f)
+                   "numpy": np.__version__, "epoch_train_s": epoch_train_s, "epoch_val_s": val_s}, f)
     print(f"[rectools runner] fit {fit_s:.1f}s, recommend {test_s:.1f}s", flush=True)
 
 

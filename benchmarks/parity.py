@@ -1,0 +1,391 @@
+#!/usr/bin/env python
+"""Parity with RecTools 0.19: both libraries on the same leave-one-out split, identical settings,
+a fixed number of epochs, several seeds.
+
+For every selected (data set, setting, model, loss) and seed, seqrec is trained in this process and
+RecTools in its own virtual environment (``benchmarks/rectools_quality_runner.py`` under
+``--rectools-python``, default ``.venv-rectools/bin/python``); the two alternate (seqrec first for
+even seeds, RecTools first for odd ones). Both score the same validation users after every epoch
+(RecTools trains one epoch at a time with ``fit_partial``) and the test users after the last epoch;
+every metric is computed here by ``seqrec.metrics`` from the recommendations (NDCG@10 with binary
+relevance and an ideal DCG of one target, HR@10; full ranking, history filtered). The split and
+the data loading are those of ``benchmarks/quality.py``.
+
+Settings (``--settings``):
+
+- ``rectools-small``: d 64, 2 blocks, 1 head, L 50, dropout 0.2, batch 128, lr 1e-3, 10 epochs;
+- ``rectools-defaults``: what a RecTools user who sets nothing gets: d 256, 2 blocks, 4 heads,
+  L 100, dropout 0.2, batch 128, lr 1e-3, 3 epochs.
+
+Item ids only, ``train_windows="last"``, constant learning rate, float32. Losses (``--losses``):
+``softmax``, ``bce1`` (BCE, 1 negative), ``bce256``, ``gbce256`` (t 0.75), ``sampled_softmax256``.
+Data (``--datasets``): ``beauty``, ``ml-1m-2000`` (2,000 users of ML-1M drawn with seed 0) and
+``ml-latest-small`` (the embedded MovieLens).
+
+Results accumulate in ``benchmarks/results/parity/<name>/``: ``results.json`` (one record per
+library, configuration and seed; a rerun skips the records it already has unless ``--overwrite``),
+``table.md`` (mean ± sample std over seeds, paired epoch times) and one PNG of the per-epoch
+validation NDCG@10 of both libraries per configuration in ``curves/``.
+
+Ablations: ``--seqrec-param KEY=VALUE`` overrides a seqrec constructor parameter (JSON values, or
+the name of a class exported by ``seqrec``, e.g. ``transformer_layers_type=PreLNTransformerLayers``);
+``--rectools-layers NAME`` gives RecTools another of its layer classes; ``--variant LABEL`` names
+the row. Example (a few minutes on 2 CPU cores)::
+
+    .venv/bin/python benchmarks/parity.py --datasets ml-latest-small --models sasrec --losses softmax \\
+        --settings rectools-small --seeds 0 1 --name smoke
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+import typing as tp
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+for path in (ROOT, ROOT / "benchmarks"):
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))  # run from a checkout without installing
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+
+import seqrec  # noqa: E402
+from seqrec import Columns  # noqa: E402
+from seqrec.batching import take_rows  # noqa: E402
+from seqrec.metrics import NDCG, HitRate, calc_metrics  # noqa: E402
+from seqrec.nn.item_net import IdEmbeddingsItemNet  # noqa: E402
+
+from quality import (DEFAULT_DATA_DIR, MODELS, RESULTS_DIR, ValidationEarlyStopping, hardware,  # noqa: E402
+                     make_trainer_factory, prepare_split)
+
+SETTINGS: tp.Dict[str, tp.Dict[str, tp.Any]] = {
+    "rectools-small": dict(n_factors=64, n_blocks=2, n_heads=1, session_max_len=50, dropout_rate=0.2,
+                           batch_size=128, lr=1e-3, epochs=10),
+    "rectools-defaults": dict(n_factors=256, n_blocks=2, n_heads=4, session_max_len=100, dropout_rate=0.2,
+                              batch_size=128, lr=1e-3, epochs=3),
+}
+LOSS_SETTINGS: tp.Dict[str, tp.Dict[str, tp.Any]] = {
+    "softmax": dict(loss="softmax"),
+    "bce1": dict(loss="BCE", n_negatives=1),
+    "bce256": dict(loss="BCE", n_negatives=256),
+    "gbce256": dict(loss="gBCE", n_negatives=256, gbce_t=0.75),
+    "sampled_softmax256": dict(loss="sampled_softmax", n_negatives=256),
+}
+# name -> (quality.py data set, users sampled with seed 0; 0 = all)
+DATASETS: tp.Dict[str, tp.Tuple[str, int]] = {
+    "beauty": ("beauty", 0), "ml-1m-2000": ("ml-1m", 2000), "ml-latest-small": ("ml-latest-small", 0),
+}
+K = 10
+METRICS = {"NDCG@10": NDCG(K), "HR@10": HitRate(K)}
+IMPLS = ("seqrec", "rectools")
+
+
+# --------------------------------------------------------------------------------------------- configuration
+def parse_value(text: str) -> tp.Any:
+    """A ``--seqrec-param`` value: JSON, else a class exported by seqrec, else the string."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        pass
+    if hasattr(seqrec, text) and isinstance(getattr(seqrec, text), type):
+        return getattr(seqrec, text)
+    return text
+
+
+def model_params(setting: str, loss: str, epochs: tp.Optional[int]) -> tp.Dict[str, tp.Any]:
+    params = {**SETTINGS[setting], **LOSS_SETTINGS[loss]}
+    if epochs is not None:
+        params["epochs"] = epochs
+    return params
+
+
+def config_key(rec: tp.Dict[str, tp.Any]) -> tp.Tuple[str, ...]:
+    return (rec["dataset"], rec["setting"], rec["model"], rec["loss"], rec["variant"], str(rec["epochs"]))
+
+
+def _jsonable(params: tp.Dict[str, tp.Any]) -> tp.Dict[str, tp.Any]:
+    out = {}
+    for k, v in params.items():
+        if isinstance(v, type):
+            v = v.__name__
+        elif isinstance(v, (tuple, list)):
+            v = [c.__name__ if isinstance(c, type) else c for c in v]
+        out[k] = v
+    return out
+
+
+# --------------------------------------------------------------------------------------------- data
+class Split(tp.NamedTuple):
+    split: tp.Dict[str, tp.Any]
+    val_users: np.ndarray  # external ids of the validation users
+    val_targets: pd.DataFrame  # user_id, item_id
+    files: tp.Dict[str, str]  # CSVs for the RecTools runner
+    data: tp.Dict[str, int]
+
+
+def load_split(name: str, args: argparse.Namespace, tmp: Path) -> Split:
+    dataset, max_users = DATASETS[name]
+    ns = argparse.Namespace(dataset=dataset, data_dir=args.data_dir, item_features=False, max_users=max_users,
+                            val_seed=0)
+    split = prepare_split(ns)
+    val = split["val"]
+    # validation users: those the training data knows (their history is their training part)
+    val = val[val[Columns.User].isin(split["train_ds"].user_id_map.external_ids)]
+    if 0 < args.val_users < len(val):
+        pick = np.sort(np.random.default_rng(args.val_seed).choice(len(val), args.val_users, replace=False))
+        val = val.iloc[pick]
+    folder = tmp / name
+    folder.mkdir(parents=True, exist_ok=True)
+    cols = [Columns.User, Columns.Item, Columns.Datetime]
+    files = {"train": str(folder / "train.csv"), "history": str(folder / "history.csv"),
+             "users": str(folder / "users.csv"), "val_users": str(folder / "val_users.csv")}
+    split["train"][cols].to_csv(files["train"], index=False)
+    split["train_val"][cols].to_csv(files["history"], index=False)
+    pd.DataFrame({Columns.User: split["test_users"]}).to_csv(files["users"], index=False)
+    pd.DataFrame({Columns.User: val[Columns.User].to_numpy()}).to_csv(files["val_users"], index=False)
+    data = {"n_users": split["train_ds"].n_users, "n_items": split["train_ds"].n_items,
+            "n_train": len(split["train"]), "n_test_users": len(split["test"]), "n_val_users": len(val)}
+    print(f"{name}: {data}", flush=True)
+    return Split(split, val[Columns.User].to_numpy(), val[[Columns.User, Columns.Item]], files, data)
+
+
+def _read_reco(path: str, like: pd.DataFrame) -> pd.DataFrame:
+    return pd.read_csv(path, dtype={Columns.User: like[Columns.User].dtype, Columns.Item: like[Columns.Item].dtype})
+
+
+# --------------------------------------------------------------------------------------------- runs
+def run_seqrec(model_name: str, params: tp.Dict[str, tp.Any], seed: int, data: Split,
+               args: argparse.Namespace) -> tp.Dict[str, tp.Any]:
+    params = {**params, "item_net_block_types": (IdEmbeddingsItemNet,), **args.seqrec_params}
+    model = MODELS[model_name](**params, random_state=seed, recommend_torch_device="cpu", verbose=0)
+    train_ds = data.split["train_ds"]
+    users = train_ds.user_id_map.to_internal(data.val_users)
+    targets = train_ds.item_id_map.to_internal(data.val_targets[Columns.Item].to_numpy(), strict=False)
+    indptr, items = take_rows(train_ds.interactions.indptr, train_ds.interactions.items, users)
+    epochs = int(params["epochs"])
+    # the callback scores the validation users after every epoch; patience beyond the epochs: no stop
+    callback = ValidationEarlyStopping(model, indptr, items, targets, K, epochs + 1, None,
+                                       f"seqrec {model_name} seed={seed}")
+    model.set_params(get_trainer_func=make_trainer_factory(model, callback, epochs, "cpu"))
+    t0 = time.perf_counter()
+    model.fit(train_ds)
+    fit_s = time.perf_counter() - t0 - sum(c["val_s"] for c in callback.history)
+    # the last epoch's weights, as RecTools (no best-epoch restore: fixed epochs in both)
+    reco = model.recommend(data.split["test_users"], data.split["test_ds"], k=K, filter_viewed=True,
+                           on_unsupported_targets="warn")
+    metrics = calc_metrics(METRICS, reco, data.split["test"])
+    return {"metrics": metrics, "curve": [c["val_ndcg@10"] for c in callback.history],
+            "epoch_train_s": [c["train_s"] for c in callback.history], "fit_s": round(fit_s, 1),
+            "params": _jsonable(model.get_params())}
+
+
+def run_rectools(model_name: str, params: tp.Dict[str, tp.Any], seed: int, data: Split, args: argparse.Namespace,
+                 tmp: Path, log_path: Path) -> tp.Dict[str, tp.Any]:
+    out = tmp / f"rt_{os.getpid()}_{time.time_ns()}"
+    out.mkdir()
+    spec = {"model": model_name, "params": params, "seed": seed, "k": K, "device": "cpu", "threads": args.threads,
+            "deterministic": False, "item_features": False, "item_features_path": None,
+            "train": data.files["train"], "history": data.files["history"], "users": data.files["users"],
+            "val_users": data.files["val_users"], "val_reco": str(out / "val_{epoch}.csv"), "k_val": K,
+            "reco": str(out / "reco.csv"), "info": str(out / "info.json"),
+            "transformer_layers_type": args.rectools_layers}
+    (out / "spec.json").write_text(json.dumps(spec))
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
+    t0 = time.perf_counter()
+    with open(log_path, "a") as log:
+        proc = subprocess.run([args.rectools_python, str(ROOT / "benchmarks" / "rectools_quality_runner.py"),
+                               str(out / "spec.json")], cwd=str(ROOT), stdout=log, stderr=subprocess.STDOUT, env=env)
+    if proc.returncode != 0:
+        raise RuntimeError(f"RecTools runner failed (exit {proc.returncode}); see {log_path}:\n"
+                           + log_path.read_text()[-3000:])
+    info = json.loads((out / "info.json").read_text())
+    curve = []
+    for epoch in range(1, int(params["epochs"]) + 1):
+        val = _read_reco(spec["val_reco"].format(epoch=epoch), data.val_targets)
+        curve.append(calc_metrics({"NDCG@10": NDCG(K)}, val, data.val_targets)["NDCG@10"])
+    reco = _read_reco(spec["reco"], data.split["test"])
+    metrics = calc_metrics(METRICS, reco, data.split["test"])
+    return {"metrics": metrics, "curve": curve, "epoch_train_s": info["epoch_train_s"], "fit_s": info["fit_s"],
+            "subprocess_s": round(time.perf_counter() - t0, 1), "rectools_version": info["rectools_version"]}
+
+
+# --------------------------------------------------------------------------------------------- reporting
+def _mean_std(values: tp.Sequence[float]) -> tp.Tuple[float, tp.Optional[float]]:
+    a = np.asarray(values, dtype=float)
+    return float(a.mean()), (float(a.std(ddof=1)) if len(a) > 1 else None)
+
+
+def _pm(values: tp.Sequence[float]) -> str:
+    m, s = _mean_std(values)
+    return f"{m:.4f}" if s is None else f"{m:.4f} ± {s:.4f}"
+
+
+def groups(records: tp.List[tp.Dict[str, tp.Any]]) -> tp.Dict[tp.Tuple[str, ...], tp.Dict[str, tp.List[tp.Dict]]]:
+    out: tp.Dict[tp.Tuple[str, ...], tp.Dict[str, tp.List[tp.Dict]]] = {}
+    for rec in records:
+        out.setdefault(config_key(rec), {}).setdefault(rec["impl"], []).append(rec)
+    for by_impl in out.values():
+        for runs in by_impl.values():
+            runs.sort(key=lambda r: r["seed"])
+    return out
+
+
+def markdown_table(records: tp.List[tp.Dict[str, tp.Any]]) -> str:
+    lines = ["| data | setting | model | loss | variant | epochs | seeds | seqrec NDCG@10 | RecTools NDCG@10 | "
+             "seqrec HR@10 | RecTools HR@10 | seqrec >= RecTools - std | epoch s seqrec / RecTools (paired ratio) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for key, by_impl in sorted(groups(records).items()):
+        ours, theirs = by_impl.get("seqrec", []), by_impl.get("rectools", [])
+        cell = lambda runs, m: _pm([r["metrics"][m] for r in runs]) if runs else "-"  # noqa: E731
+        verdict = "-"
+        if ours and theirs:
+            m_ours, _ = _mean_std([r["metrics"]["NDCG@10"] for r in ours])
+            m_theirs, s_theirs = _mean_std([r["metrics"]["NDCG@10"] for r in theirs])
+            verdict = ("above" if m_ours >= m_theirs else
+                       "within 1 std" if s_theirs is not None and m_ours >= m_theirs - s_theirs else "BELOW")
+        # paired: per seed, median epoch time of each library, then the ratio RecTools / seqrec
+        seeds = sorted({r["seed"] for r in ours} & {r["seed"] for r in theirs})
+        times = "-"
+        if seeds:
+            t_ours = [float(np.median(next(r for r in ours if r["seed"] == s)["epoch_train_s"])) for s in seeds]
+            t_theirs = [float(np.median(next(r for r in theirs if r["seed"] == s)["epoch_train_s"])) for s in seeds]
+            ratio = np.mean([b / a for a, b in zip(t_ours, t_theirs)])
+            times = f"{np.mean(t_ours):.1f} / {np.mean(t_theirs):.1f} ({ratio:.2f}x)"
+        n_seeds = f"{len(ours)} / {len(theirs)}"
+        lines.append(f"| {' | '.join(key[:5])} | {key[5]} | {n_seeds} | {cell(ours, 'NDCG@10')} | "
+                     f"{cell(theirs, 'NDCG@10')} | {cell(ours, 'HR@10')} | {cell(theirs, 'HR@10')} | {verdict} | "
+                     f"{times} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_curves(records: tp.List[tp.Dict[str, tp.Any]], folder: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    folder.mkdir(parents=True, exist_ok=True)
+    colors = {"seqrec": "tab:blue", "rectools": "tab:orange"}
+    for key, by_impl in groups(records).items():
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for impl, runs in by_impl.items():
+            curves = [r["curve"] for r in runs]
+            n = min(len(c) for c in curves)
+            for c in curves:
+                ax.plot(range(1, len(c) + 1), c, color=colors[impl], alpha=0.3, lw=1)
+            mean = np.mean([c[:n] for c in curves], axis=0)
+            ax.plot(range(1, n + 1), mean, color=colors[impl], lw=2, marker="o",
+                    label=f"{impl} (mean of {len(runs)} seeds)")
+        ax.set(xlabel="epoch", ylabel="validation NDCG@10", title=" / ".join(key[:5]))
+        ax.grid(alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(folder / ("_".join(key) + ".png"), dpi=110)
+        plt.close(fig)
+
+
+def write(results: tp.Dict[str, tp.Any], folder: Path) -> None:
+    (folder / "results.json").write_text(json.dumps(results, indent=1, default=str))
+    table = markdown_table(results["records"])
+    (folder / "table.md").write_text(table + "\nCommands:\n\n" + "\n".join(f"- `{c}`" for c in results["commands"])
+                                     + f"\n\nHardware: {results['hardware']}; torch {results['torch']}.\n")
+    plot_curves(results["records"], folder / "curves")
+
+
+# --------------------------------------------------------------------------------------------- main
+def parse_args(argv: tp.Optional[tp.Sequence[str]] = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--datasets", nargs="+", choices=sorted(DATASETS), default=["ml-latest-small"])
+    p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="folder holding ml-1m/ and beauty/")
+    p.add_argument("--settings", nargs="+", choices=sorted(SETTINGS), default=["rectools-small"])
+    p.add_argument("--models", nargs="+", choices=sorted(MODELS), default=["sasrec"])
+    p.add_argument("--losses", nargs="+", choices=list(LOSS_SETTINGS), default=["softmax"])
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--impls", nargs="+", choices=IMPLS, default=list(IMPLS), help="libraries to run")
+    p.add_argument("--epochs", type=int, default=None, help="override the setting's epochs")
+    p.add_argument("--val-users", type=int, default=5000, help="validation users sampled for the curves (0 = all)")
+    p.add_argument("--val-seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1, help="torch threads of each library")
+    p.add_argument("--seqrec-param", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a seqrec model parameter (ablations); repeatable")
+    p.add_argument("--rectools-layers", default=None, choices=["SASRecTransformerLayers", "PreLNTransformerLayers"],
+                   help="RecTools layer class instead of the model's default")
+    p.add_argument("--variant", default=None, help="row label (default: 'default', or the overrides)")
+    p.add_argument("--rectools-python", default=str(ROOT / ".venv-rectools" / "bin" / "python"))
+    p.add_argument("--name", default="parity", help="folder under benchmarks/results/parity")
+    p.add_argument("--out-dir", type=Path, default=RESULTS_DIR / "parity")
+    p.add_argument("--overwrite", action="store_true", help="rerun records that results.json already has")
+    args = p.parse_args(argv)
+    args.seqrec_params = {}
+    for item in args.seqrec_param:
+        if "=" not in item:
+            p.error(f"--seqrec-param expects KEY=VALUE, got {item!r}")
+        key, value = item.split("=", 1)
+        args.seqrec_params[key] = parse_value(value)
+    if args.variant is None:
+        parts = [f"{k}={v}" for k, v in sorted(_jsonable(args.seqrec_params).items())]
+        parts += [f"rectools:{args.rectools_layers}"] if args.rectools_layers else []
+        args.variant = ",".join(parts) or "default"
+    return args
+
+
+def main(argv: tp.Optional[tp.Sequence[str]] = None) -> tp.Dict[str, tp.Any]:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    folder = args.out_dir / args.name
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "results.json"
+    results = json.loads(path.read_text()) if path.is_file() else {"records": [], "commands": []}
+    given = argv if argv is not None else sys.argv[1:]
+    results["commands"].append("python benchmarks/parity.py " + " ".join(shlex.quote(a) for a in given))
+    results.update(hardware=hardware("cpu"), torch=torch.__version__)
+    log_path = folder / "rectools.log"
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        for dataset in args.datasets:
+            data = load_split(dataset, args, tmp)
+            for setting in args.settings:
+                for model_name in args.models:
+                    for loss in args.losses:
+                        params = model_params(setting, loss, args.epochs)
+                        for seed in args.seeds:
+                            order = list(IMPLS) if seed % 2 == 0 else list(reversed(IMPLS))
+                            for impl in [i for i in order if i in args.impls]:
+                                rec = {"dataset": dataset, "setting": setting, "model": model_name, "loss": loss,
+                                       "variant": args.variant if impl == "seqrec" or args.rectools_layers
+                                       else "default", "epochs": params["epochs"], "impl": impl, "seed": seed}
+                                done = [r for r in results["records"]
+                                        if config_key(r) == config_key(rec) and r["impl"] == impl and r["seed"] == seed]
+                                if done and not args.overwrite:
+                                    print(f"skip (done): {rec}", flush=True)
+                                    continue
+                                results["records"] = [r for r in results["records"] if r not in done]
+                                t0 = time.perf_counter()
+                                if impl == "seqrec":
+                                    out = run_seqrec(model_name, params, seed, data, args)
+                                else:
+                                    out = run_rectools(model_name, params, seed, data, args, tmp, log_path)
+                                rec.update(out, data=data.data, wall_s=round(time.perf_counter() - t0, 1),
+                                           finished=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()))
+                                print(f"[{impl} {dataset} {setting} {model_name} {loss} {rec['variant']} seed={seed}] "
+                                      f"test NDCG@10={out['metrics']['NDCG@10']:.4f} HR@10={out['metrics']['HR@10']:.4f}"
+                                      f" val curve {[round(c, 4) for c in out['curve']]} epoch s "
+                                      f"{np.median(out['epoch_train_s']):.1f}", flush=True)
+                                results["records"].append(rec)
+                                write(results, folder)
+    write(results, folder)
+    print(markdown_table(results["records"]))
+    print(f"results in {folder}", flush=True)
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -4,6 +4,7 @@ from .columns import Columns
 from .dataset import Dataset, IdMap
 from .models import BERT4RecModel, NotFittedError, SASRecModel
 from .nn.item_net import CatFeaturesItemNet, IdEmbeddingsItemNet, ItemNetBase
+from .nn.layers import PreLNTransformerLayers, SASRecTransformerLayers, TransformerLayersBase
 
 __version__ = "0.1.0"
 
@@ -16,6 +17,9 @@ __all__ = [
     "IdMap",
     "ItemNetBase",
     "NotFittedError",
+    "PreLNTransformerLayers",
     "SASRecModel",
+    "SASRecTransformerLayers",
+    "TransformerLayersBase",
     "__version__",
 ]

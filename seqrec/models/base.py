@@ -22,6 +22,7 @@ from ..columns import Columns
 from ..dataset import Dataset
 from ..nn.item_net import ItemNetBase, SumItemNet
 from ..nn.losses import LOSSES, NEGATIVE_SAMPLING
+from ..nn.layers import check_layers_type
 from ..nn.transformer import TransformerNet
 from ..presets import get_preset, preset_names
 from ..training import LR_SCHEDULES, PRECISIONS, SeqRecModule, WindowDataset, make_dataloader
@@ -137,6 +138,7 @@ class TransformerModelBase:
             _check(inspect.isclass(block) and issubclass(block, ItemNetBase),
                    f"item_net_block_types: {block!r} is not an item block; allowed: IdEmbeddingsItemNet, "
                    "CatFeaturesItemNet or another ItemNetBase subclass")
+        check_layers_type(self.transformer_layers_type)
         _check(self.random_state is None or _is_int(self.random_state),
                f"random_state must be an integer or None, got {self.random_state!r}")
         _check(self.get_trainer_func is None or callable(self.get_trainer_func),
@@ -180,6 +182,7 @@ class TransformerModelBase:
             use_key_padding_mask=self.use_key_padding_mask,
             ff_multiplier=self._ff_multiplier,
             activation=self._activation,
+            layers_type=self.transformer_layers_type,
         )
 
     def _make_trainer(self) -> L.Trainer:

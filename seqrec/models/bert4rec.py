@@ -11,6 +11,7 @@ import torch
 
 from ..batching import last_windows
 from ..nn.item_net import CatFeaturesItemNet, IdEmbeddingsItemNet, ItemNetBase
+from ..nn.layers import PreLNTransformerLayers, TransformerLayersBase
 from ..nn.transformer import MASK, N_SPECIAL, PAD
 from .base import TrainerFactory, TransformerModelBase, _check
 
@@ -43,6 +44,7 @@ class BERT4RecModel(TransformerModelBase):
         use_pos_emb: bool = True,
         use_key_padding_mask: bool = True,
         use_causal_attn: bool = False,
+        transformer_layers_type: tp.Type[TransformerLayersBase] = PreLNTransformerLayers,
         item_net_block_types: tp.Sequence[tp.Type[ItemNetBase]] = (IdEmbeddingsItemNet, CatFeaturesItemNet),
         get_trainer_func: tp.Optional[TrainerFactory] = None,
         recommend_batch_size: int = 256,

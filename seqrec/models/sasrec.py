@@ -10,6 +10,7 @@ import torch
 
 from ..batching import last_windows
 from ..nn.item_net import CatFeaturesItemNet, IdEmbeddingsItemNet, ItemNetBase
+from ..nn.layers import PreLNTransformerLayers, TransformerLayersBase
 from ..nn.transformer import N_SPECIAL, PAD
 from .base import TrainerFactory, TransformerModelBase
 
@@ -70,6 +71,7 @@ class SASRecModel(TransformerModelBase):
         use_pos_emb: bool = True,
         use_key_padding_mask: bool = False,
         use_causal_attn: bool = True,
+        transformer_layers_type: tp.Type[TransformerLayersBase] = PreLNTransformerLayers,
         item_net_block_types: tp.Sequence[tp.Type[ItemNetBase]] = (IdEmbeddingsItemNet, CatFeaturesItemNet),
         get_trainer_func: tp.Optional[TrainerFactory] = None,
         recommend_batch_size: int = 256,

@@ -13,86 +13,26 @@ import math
 import typing as tp
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .item_net import SumItemNet
+from .layers import (ACTIVATIONS, PreLNBlock, PreLNTransformerLayers, SelfAttention,  # noqa: F401
+                     TransformerLayersBase)
 
 PAD = 0
 MASK = 1
 N_SPECIAL = 2
 
-ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU}
-
-
-class SelfAttention(nn.Module):
-    """Multi-head self-attention through ``F.scaled_dot_product_attention``."""
-
-    def __init__(self, n_factors: int, n_heads: int, dropout: float) -> None:
-        super().__init__()
-        self.n_heads = n_heads
-        self.dropout = dropout
-        self.qkv = nn.Linear(n_factors, 3 * n_factors)
-        self.out = nn.Linear(n_factors, n_factors)
-
-    def project(self, x: torch.Tensor) -> tp.Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        B, L, D = x.shape
-        q, k, v = self.qkv(x).split(D, dim=-1)  # 3 x (B, L, D)
-        # (B, L, D) -> (B, H, L, D / H)
-        return tuple(t.view(B, L, self.n_heads, D // self.n_heads).transpose(1, 2) for t in (q, k, v))
-
-    def forward(self, x: torch.Tensor, attn_mask: tp.Optional[torch.Tensor], is_causal: bool) -> torch.Tensor:
-        B, L, D = x.shape
-        q, k, v = self.project(x)
-        y = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=attn_mask, is_causal=is_causal, dropout_p=self.dropout if self.training else 0.0
-        )  # (B, H, L, D / H)
-        return self.out(y.transpose(1, 2).reshape(B, L, D))
-
-    def forward_one(self, x: torch.Tensor, pos: torch.Tensor, keys: tp.Optional[torch.Tensor]) -> torch.Tensor:
-        """Attention output ``(B, D)`` of the single query at position ``pos[b]`` of each sequence,
-        against all keys of ``x`` ``(B, L, D)`` allowed by ``keys`` ``(B, 1, 1, L)`` (None: all)."""
-        B, L, D = x.shape
-        H = self.n_heads
-        w, b = self.qkv.weight, self.qkv.bias
-        q = F.linear(x[torch.arange(B, device=x.device), pos], w[:D], b[:D])  # (B, D)
-        k, v = F.linear(x, w[D:], b[D:]).split(D, dim=-1)  # 2 x (B, L, D)
-        q = q.view(B, H, 1, D // H)
-        k, v = (t.view(B, L, H, D // H).transpose(1, 2) for t in (k, v))
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=keys)  # (B, H, 1, D / H)
-        return self.out(y.reshape(B, D))
-
-
-class Block(nn.Module):
-    """Pre-LayerNorm transformer block: attention then point-wise feed-forward, both residual."""
-
-    def __init__(self, n_factors: int, n_heads: int, dropout: float, ff_multiplier: int, activation: str) -> None:
-        super().__init__()
-        self.ln_attn = nn.LayerNorm(n_factors)
-        self.attn = SelfAttention(n_factors, n_heads, dropout)
-        self.ln_ff = nn.LayerNorm(n_factors)
-        self.ff = nn.Sequential(
-            nn.Linear(n_factors, ff_multiplier * n_factors),
-            ACTIVATIONS[activation](),
-            nn.Dropout(dropout),
-            nn.Linear(ff_multiplier * n_factors, n_factors),
-        )
-        self.drop = nn.Dropout(dropout)
-
-    def forward(self, x: torch.Tensor, attn_mask: tp.Optional[torch.Tensor], is_causal: bool) -> torch.Tensor:
-        x = x + self.drop(self.attn(self.ln_attn(x), attn_mask, is_causal))
-        return x + self.drop(self.ff(self.ln_ff(x)))
-
-    def forward_one(self, x: torch.Tensor, pos: torch.Tensor, keys: tp.Optional[torch.Tensor]) -> torch.Tensor:
-        """Output ``(B, D)`` of the block at position ``pos[b]`` only (inference: no dropout)."""
-        y = x[torch.arange(len(x), device=x.device), pos] + self.attn.forward_one(self.ln_attn(x), pos, keys)
-        return y + self.ff(self.ln_ff(y))
+# the blocks live in layers.py; these names stay importable from here
+Block = PreLNBlock
 
 
 class TransformerNet(nn.Module):
-    """Item table + positional embeddings + transformer blocks; maps tokens to sequence vectors.
+    """Item table + positional embeddings + a transformer layer stack; maps tokens to sequence vectors.
 
-    It can be built, run and tested without any trainer: ``net.encode(tokens, net.item_table())``.
+    ``layers_type`` is the stack (:mod:`seqrec.nn.layers`), built as ``layers_type(n_blocks,
+    n_factors, n_heads, dropout, ff_multiplier, activation)``. It can be built, run and tested
+    without any trainer: ``net.encode(tokens, net.item_table())``.
     """
 
     def __init__(
@@ -108,6 +48,7 @@ class TransformerNet(nn.Module):
         use_key_padding_mask: bool = True,
         ff_multiplier: int = 1,
         activation: str = "relu",
+        layers_type: tp.Type[TransformerLayersBase] = PreLNTransformerLayers,
     ) -> None:
         super().__init__()
         self.item_net = item_net
@@ -119,11 +60,13 @@ class TransformerNet(nn.Module):
         self.special = nn.Parameter(torch.zeros(N_SPECIAL, n_factors))
         self.pos_emb = nn.Embedding(max_len, n_factors) if use_pos_emb else None
         self.emb_drop = nn.Dropout(dropout)
-        self.blocks = nn.ModuleList(
-            Block(n_factors, n_heads, dropout, ff_multiplier, activation) for _ in range(n_blocks)
-        )
-        self.ln_out = nn.LayerNorm(n_factors)
+        self.layers = layers_type(n_blocks, n_factors, n_heads, dropout, ff_multiplier, activation)
         self.reset_parameters()
+
+    @property
+    def blocks(self) -> tp.Sequence[nn.Module]:
+        """The blocks of the layer stack (empty when it has none)."""
+        return getattr(self.layers, "blocks", ())
 
     def reset_parameters(self) -> None:
         # Xavier-normal on every matrix (embeddings included), as in the SASRec reference code;
@@ -146,9 +89,7 @@ class TransformerNet(nn.Module):
         """
         x, valid = self._embed(tokens, item_table)
         attn_mask, is_causal = self.attention_mask(valid)
-        for block in self.blocks:
-            x = block(x, attn_mask, is_causal)
-        return self.ln_out(x)
+        return self.layers(x, attn_mask, is_causal)
 
     def _embed(self, tokens: torch.Tensor, item_table: torch.Tensor) -> tp.Tuple[torch.Tensor, torch.Tensor]:
         """Input vectors ``(B, L, d)`` (token + position, dropout, zero at padding) and the real-token mask."""
@@ -179,9 +120,11 @@ class TransformerNet(nn.Module):
 
         In eval mode it computes less for the same result: the trailing padding columns that no
         sequence uses are cut (when padding cannot influence real positions: causal attention or
-        a key padding mask), and the last block runs only the one query position per sequence.
+        a key padding mask), and the layer stack's ``forward_last`` computes only the one query
+        position per sequence in its last block (both stacks of :mod:`seqrec.nn.layers`; a stack
+        without that shortcut falls back to its full forward).
         """
-        if self.training or not self.blocks:
+        if self.training:
             h = self.encode(tokens, item_table)  # (B, L, d)
             last = ((tokens != PAD).sum(dim=1) - 1).clamp(min=0)  # (B,)
             return h[torch.arange(len(tokens), device=tokens.device), last]
@@ -192,14 +135,12 @@ class TransformerNet(nn.Module):
         last = (lengths - 1).clamp(min=0)  # (B,)
         x, valid = self._embed(tokens, item_table)
         attn_mask, is_causal = self.attention_mask(valid)
-        for block in self.blocks[:-1]:
-            x = block(x, attn_mask, is_causal)
         if is_causal:
             # the query at position p attends to keys 0..p
             keys = (torch.arange(tokens.shape[1], device=tokens.device) <= last.unsqueeze(1))[:, None, None, :]
         else:
             keys = attn_mask  # (B, 1, 1, L) key mask or None
-        return self.ln_out(self.blocks[-1].forward_one(x, last, keys))
+        return self.layers.forward_last(x, last, attn_mask, is_causal, keys)
 
 
 def eager_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: tp.Optional[torch.Tensor],

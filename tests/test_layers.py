@@ -1,0 +1,137 @@
+"""The transformer layer stacks (seqrec.nn.layers) and the models' transformer_layers_type."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from seqrec import (BERT4RecModel, Columns, Dataset, IdEmbeddingsItemNet, PreLNTransformerLayers, SASRecModel,
+                    SASRecTransformerLayers)
+from seqrec.nn.item_net import SumItemNet
+from seqrec.nn.layers import SASRecBlock, TransformerLayersBase
+from seqrec.nn.transformer import MASK, N_SPECIAL, PAD, TransformerNet
+
+LAYER_TYPES = [PreLNTransformerLayers, SASRecTransformerLayers]
+
+
+class FullOnlyLayers(PreLNTransformerLayers):
+    """A stack without its own shortcut: the base class's fallback of forward_last."""
+
+    forward_last = TransformerLayersBase.forward_last
+
+
+def _dataset(n_items=15):
+    df = pd.DataFrame({Columns.User: np.repeat(np.arange(5), n_items), Columns.Item: np.tile(np.arange(n_items), 5)})
+    return Dataset.construct(df)
+
+
+def _net(layers_type, causal, key_padding=True, max_len=10, seed=0, n_blocks=2, ff=1, activation="relu"):
+    torch.manual_seed(seed)
+    item_net = SumItemNet.from_dataset(_dataset(), 16, (IdEmbeddingsItemNet,))
+    net = TransformerNet(item_net, n_factors=16, n_blocks=n_blocks, n_heads=4, dropout=0.1, max_len=max_len,
+                         use_causal_attn=causal, use_key_padding_mask=key_padding, ff_multiplier=ff,
+                         activation=activation, layers_type=layers_type)
+    return net.eval()
+
+
+def _tokens(rng, B, L, n_items=15, max_real=None):
+    lengths = rng.integers(1, (max_real or L) + 1, B)
+    tokens = rng.integers(N_SPECIAL, N_SPECIAL + n_items, (B, L))
+    tokens[np.arange(L)[None, :] >= lengths[:, None]] = PAD
+    return torch.as_tensor(tokens), lengths
+
+
+@pytest.mark.parametrize("layers_type", LAYER_TYPES + [FullOnlyLayers])
+@pytest.mark.parametrize("causal,key_padding", [(True, False), (False, True), (False, False)])
+@pytest.mark.parametrize("n_blocks", [1, 2])
+def test_fast_path_equals_full_encode(layers_type, causal, key_padding, n_blocks):
+    net = _net(layers_type, causal, key_padding, n_blocks=n_blocks, ff=4 if not causal else 1,
+               activation="gelu" if not causal else "relu")
+    rng = np.random.default_rng(5)
+    tokens, lengths = _tokens(rng, 9, 10, max_real=7)  # columns 7..9 are padding in every row
+    if not causal:
+        tokens[np.arange(9), lengths - 1] = MASK
+    with torch.no_grad():
+        table = net.item_table()
+        full = net.encode(tokens, table)[torch.arange(9), torch.as_tensor(lengths - 1)]
+        fast = net.last_vectors(tokens, table)
+    torch.testing.assert_close(fast, full, atol=1e-5, rtol=1e-5)
+
+
+def test_stacks_differ():
+    """The two stacks compute different functions from the same weights (the seam is real)."""
+    pre, sas = _net(PreLNTransformerLayers, True), _net(SASRecTransformerLayers, True)
+    assert set(pre.state_dict()) == set(sas.state_dict())
+    sas.load_state_dict(pre.state_dict())
+    tokens, _ = _tokens(np.random.default_rng(0), 4, 10)
+    with torch.no_grad():
+        assert not torch.allclose(pre.encode(tokens, pre.item_table()), sas.encode(tokens, sas.item_table()))
+
+
+def test_sasrec_block_matches_its_definition():
+    """q = LN(x); y = q + attn(q, keys/values from x); z = LN(y); out = z + ff(z) (eval mode)."""
+    torch.manual_seed(0)
+    block = SASRecBlock(16, 2, 0.0, 1, "relu").eval()
+    x = torch.randn(3, 5, 16)
+    a = block.attn
+    q_in = block.ln_attn(x)
+    w, b = a.qkv.weight, a.qkv.bias
+    q, k, v = q_in @ w[:16].T + b[:16], x @ w[16:32].T + b[16:32], x @ w[32:].T + b[32:]
+    heads = lambda t: t.view(3, 5, 2, 8).transpose(1, 2)  # noqa: E731
+    scores = heads(q) @ heads(k).transpose(-2, -1) / np.sqrt(8)
+    scores = scores.masked_fill(~torch.tril(torch.ones(5, 5, dtype=torch.bool)), float("-inf"))
+    attn = a.out((torch.softmax(scores, -1) @ heads(v)).transpose(1, 2).reshape(3, 5, 16))
+    z = block.ln_ff(q_in + attn)
+    with torch.no_grad():
+        torch.testing.assert_close(block(x, None, True), z + block.ff(z), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("layers_type", LAYER_TYPES)
+@pytest.mark.parametrize("causal", [True, False])
+def test_padding_does_not_change_real_positions(layers_type, causal):
+    short, long = _net(layers_type, causal, max_len=6), _net(layers_type, causal, max_len=12)
+    long.load_state_dict({k: v if not k.startswith("pos_emb") else torch.cat([v, torch.randn(6, 16)])
+                          for k, v in short.state_dict().items()})
+    tokens, lengths = _tokens(np.random.default_rng(2), 5, 6)
+    padded = torch.cat([tokens, torch.zeros(5, 6, dtype=torch.long)], dim=1)
+    with torch.no_grad():
+        a = short.encode(tokens, short.item_table())
+        b = long.encode(padded, long.item_table())
+        for row, n in enumerate(lengths):
+            torch.testing.assert_close(a[row, :n], b[row, :n], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(short.last_vectors(tokens, short.item_table()),
+                                   long.last_vectors(padded, long.item_table()), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("cls", [SASRecModel, BERT4RecModel])
+@pytest.mark.parametrize("bad", ["SASRecTransformerLayers", torch.nn.Module, SASRecBlock, None])
+def test_transformer_layers_type_is_validated(cls, bad):
+    with pytest.raises(ValueError, match="transformer_layers_type.*PreLNTransformerLayers.*SASRecTransformerLayers"):
+        cls(transformer_layers_type=bad)
+    model = cls()
+    with pytest.raises(ValueError, match="transformer_layers_type"):
+        model.set_params(transformer_layers_type=bad)
+
+
+def test_defaults():
+    assert SASRecModel().transformer_layers_type in (SASRecTransformerLayers, PreLNTransformerLayers)
+    assert BERT4RecModel().transformer_layers_type in (SASRecTransformerLayers, PreLNTransformerLayers)
+
+
+@pytest.mark.parametrize("cls", [SASRecModel, BERT4RecModel])
+@pytest.mark.parametrize("layers_type", LAYER_TYPES)
+def test_models_train_with_each_layer_type(cls, layers_type):
+    """Both models learn the item cycle (the next item is known) with either stack."""
+    from conftest import expected_next, make_cycle_interactions
+    df = make_cycle_interactions()
+    ds = Dataset.construct(df)
+    extra = {"mask_prob": 0.3} if cls is BERT4RecModel else {}
+    model = cls(n_factors=32, n_heads=2, n_blocks=1, session_max_len=16, lr=0.01, batch_size=32, dropout_rate=0.0,
+                epochs=15 if cls is SASRecModel else 30, deterministic=True,
+                item_net_block_types=(IdEmbeddingsItemNet,), transformer_layers_type=layers_type, **extra)
+    model.fit(ds)
+    assert type(model.net_.layers) is layers_type
+    expected = expected_next(df)
+    reco = model.recommend(expected.index, ds, k=1, filter_viewed=False)
+    accuracy = (reco.set_index(Columns.User)[Columns.Item].reindex(expected.index) == expected).mean()
+    assert accuracy >= (0.95 if cls is SASRecModel else 0.85), accuracy

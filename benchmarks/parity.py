@@ -39,6 +39,7 @@ the row. Example (a few minutes on 2 CPU cores)::
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import shlex
@@ -54,6 +55,7 @@ for path in (ROOT, ROOT / "benchmarks"):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))  # run from a checkout without installing
 
+import lightning as L  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
@@ -64,8 +66,7 @@ from seqrec.batching import take_rows  # noqa: E402
 from seqrec.metrics import NDCG, HitRate, calc_metrics  # noqa: E402
 from seqrec.nn.item_net import IdEmbeddingsItemNet  # noqa: E402
 
-from quality import (DEFAULT_DATA_DIR, MODELS, RESULTS_DIR, ValidationEarlyStopping, hardware,  # noqa: E402
-                     make_trainer_factory, prepare_split)
+from quality import DEFAULT_DATA_DIR, MODELS, RESULTS_DIR, hardware, prepare_split  # noqa: E402
 
 SETTINGS: tp.Dict[str, tp.Dict[str, tp.Any]] = {
     "rectools-small": dict(n_factors=64, n_blocks=2, n_heads=1, session_max_len=50, dropout_rate=0.2,
@@ -163,6 +164,66 @@ def _read_reco(path: str, like: pd.DataFrame) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------------------------- runs
+class EpochValidation(L.Callback):
+    """After every training epoch: the top ``k`` of the validation users (history filtered, full
+    catalog) from the network being trained, and their NDCG@k; the epoch's training seconds.
+
+    It scores with the network itself (``last_vectors`` of the model's inference tokens against the
+    item table), so that it depends on no fitted state of the model."""
+
+    def __init__(self, model: tp.Any, indptr: np.ndarray, items: np.ndarray, targets: np.ndarray, k: int,
+                 label: str, batch: int = 512) -> None:
+        self.model, self.indptr, self.items, self.k, self.label, self.batch = model, indptr, items, k, label, batch
+        self.targets = pd.DataFrame({Columns.User: np.arange(len(targets)), Columns.Item: targets})
+        self.history: tp.List[tp.Dict[str, float]] = []
+        self._t0 = time.perf_counter()
+
+    def map_items(self, dataset: tp.Any) -> None:
+        """Histories and targets in the network's item ids. The model's catalog may be a subset of the
+        dataset's items (those its training windows hold, as in RecTools); the model computes that
+        map, and dataset items outside it leave the histories (a target outside it is a miss)."""
+        if not hasattr(self.model, "_training_data"):
+            return  # the catalog is the dataset's
+        _, _, model_of = self.model._training_data(dataset, None)
+        self.indptr, self.items = take_rows(self.indptr, self.items, np.arange(len(self.indptr) - 1), model_of)
+        t = self.targets[Columns.Item].to_numpy()
+        self.targets[Columns.Item] = np.where(t >= 0, model_of[np.maximum(t, 0)], -1)
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._t0 = time.perf_counter()
+
+    @torch.no_grad()
+    def _top_k(self, net: tp.Any) -> pd.DataFrame:
+        table = net.item_table()
+        users, ranked = [], []
+        for start in range(0, len(self.indptr) - 1, self.batch):
+            rows = np.arange(start, min(start + self.batch, len(self.indptr) - 1))
+            b_indptr, b_items = take_rows(self.indptr, self.items, rows)
+            tokens = torch.from_numpy(self.model._inference_tokens(b_indptr, b_items))
+            scores = net.last_vectors(tokens, table) @ table.T  # (B, n_items)
+            seen = np.repeat(np.arange(len(rows)), np.diff(b_indptr))
+            scores[torch.as_tensor(seen), torch.as_tensor(b_items)] = float("-inf")
+            top_scores, top_items = torch.topk(scores, min(self.k, scores.shape[1]), dim=1)
+            ok = torch.isfinite(top_scores).numpy()  # fewer than k unseen items: fewer rows
+            ranks = np.broadcast_to(np.arange(1, top_items.shape[1] + 1), ok.shape)
+            users.append(np.broadcast_to(rows[:, None], ok.shape)[ok])
+            ranked.append(np.stack([top_items.numpy()[ok], ranks[ok]]))
+        top = np.concatenate(ranked, axis=1)
+        return pd.DataFrame({Columns.User: np.concatenate(users), Columns.Item: top[0], Columns.Rank: top[1]})
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        train_s = time.perf_counter() - self._t0
+        t0 = time.perf_counter()
+        net = pl_module.net
+        was_training = net.training
+        net.eval()
+        ndcg = calc_metrics({"NDCG@10": NDCG(self.k)}, self._top_k(net), self.targets)["NDCG@10"]
+        net.train(was_training)
+        self.history.append({"val_ndcg@10": ndcg, "train_s": round(train_s, 3),
+                             "val_s": round(time.perf_counter() - t0, 3)})
+        print(f"[{self.label}] epoch {len(self.history)}: val NDCG@10={ndcg:.4f} ({train_s:.1f}s train)", flush=True)
+
+
 def run_seqrec(model_name: str, params: tp.Dict[str, tp.Any], seed: int, data: Split,
                args: argparse.Namespace) -> tp.Dict[str, tp.Any]:
     params = {**params, "item_net_block_types": (IdEmbeddingsItemNet,), **args.seqrec_params}
@@ -172,10 +233,12 @@ def run_seqrec(model_name: str, params: tp.Dict[str, tp.Any], seed: int, data: S
     targets = train_ds.item_id_map.to_internal(data.val_targets[Columns.Item].to_numpy(), strict=False)
     indptr, items = take_rows(train_ds.interactions.indptr, train_ds.interactions.items, users)
     epochs = int(params["epochs"])
-    # the callback scores the validation users after every epoch; patience beyond the epochs: no stop
-    callback = ValidationEarlyStopping(model, indptr, items, targets, K, epochs + 1, None,
-                                       f"seqrec {model_name} seed={seed}")
-    model.set_params(get_trainer_func=make_trainer_factory(model, callback, epochs, "cpu"))
+    callback = EpochValidation(model, indptr, items, targets, K, f"seqrec {model_name} seed={seed}")
+    callback.map_items(train_ds)
+    model.set_params(get_trainer_func=functools.partial(
+        L.Trainer, max_epochs=epochs, min_epochs=epochs, enable_checkpointing=False, logger=False, devices=1,
+        accelerator="cpu", callbacks=[callback], enable_progress_bar=False, enable_model_summary=False,
+        num_sanity_val_steps=0))
     t0 = time.perf_counter()
     model.fit(train_ds)
     fit_s = time.perf_counter() - t0 - sum(c["val_s"] for c in callback.history)
@@ -233,7 +296,11 @@ def groups(records: tp.List[tp.Dict[str, tp.Any]]) -> tp.Dict[tp.Tuple[str, ...]
     out: tp.Dict[tp.Tuple[str, ...], tp.Dict[str, tp.List[tp.Dict]]] = {}
     for rec in records:
         out.setdefault(config_key(rec), {}).setdefault(rec["impl"], []).append(rec)
-    for by_impl in out.values():
+    for key, by_impl in out.items():
+        # a seqrec variant (an ablation) is compared with RecTools' default rows of its configuration
+        reference = out.get(key[:4] + ("default",) + key[5:], {})
+        if "rectools" not in by_impl and "rectools" in reference:
+            by_impl["rectools"] = list(reference["rectools"])
         for runs in by_impl.values():
             runs.sort(key=lambda r: r["seed"])
     return out
@@ -271,6 +338,7 @@ def plot_curves(records: tp.List[tp.Dict[str, tp.Any]], folder: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
     folder.mkdir(parents=True, exist_ok=True)
     colors = {"seqrec": "tab:blue", "rectools": "tab:orange"}
     for key, by_impl in groups(records).items():
@@ -284,6 +352,7 @@ def plot_curves(records: tp.List[tp.Dict[str, tp.Any]], folder: Path) -> None:
             ax.plot(range(1, n + 1), mean, color=colors[impl], lw=2, marker="o",
                     label=f"{impl} (mean of {len(runs)} seeds)")
         ax.set(xlabel="epoch", ylabel="validation NDCG@10", title=" / ".join(key[:5]))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend()
         fig.tight_layout()

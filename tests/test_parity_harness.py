@@ -1,0 +1,78 @@
+"""benchmarks/parity.py: its table (verdict against RecTools' mean minus one std, ablation rows
+compared with RecTools' default rows, paired epoch times) and its per-epoch validation callback."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from seqrec import Columns, Dataset, SASRecModel
+from seqrec.batching import take_rows
+from seqrec.nn.item_net import IdEmbeddingsItemNet
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def parity():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import parity as module
+    return module
+
+
+def _rec(impl, seed, ndcg, variant="default", epoch_s=(1.0, 1.0)):
+    return {"dataset": "d", "setting": "s", "model": "sasrec", "loss": "gbce256", "variant": variant, "epochs": 2,
+            "impl": impl, "seed": seed, "metrics": {"NDCG@10": ndcg, "HR@10": 2 * ndcg},
+            "curve": [ndcg / 2, ndcg], "epoch_train_s": list(epoch_s)}
+
+
+@pytest.mark.parametrize("ours,verdict", [((0.30, 0.32), "above"), ((0.24, 0.26), "within 1 std"),
+                                          ((0.10, 0.12), "BELOW")])
+def test_verdict(parity, ours, verdict):
+    # RecTools: mean 0.30, std 0.0707
+    records = [_rec("rectools", 0, 0.25), _rec("rectools", 1, 0.35)]
+    records += [_rec("seqrec", 0, ours[0]), _rec("seqrec", 1, ours[1])]
+    row = parity.markdown_table(records).splitlines()[2]
+    assert f"| {verdict} |" in row
+
+
+def test_variant_is_compared_with_rectools_default_and_times_are_paired(parity):
+    records = [_rec("rectools", 0, 0.2, epoch_s=(4.0, 4.0)), _rec("rectools", 1, 0.2, epoch_s=(6.0, 6.0)),
+               _rec("seqrec", 0, 0.3, variant="v", epoch_s=(1.0, 1.0)), _rec("seqrec", 1, 0.3, variant="v",
+                                                                          epoch_s=(3.0, 3.0))]
+    lines = parity.markdown_table(records).splitlines()[2:]
+    row = next(line for line in lines if "| v |" in line)
+    assert "0.2000 ± 0.0000" in row and "| above |" in row
+    # per seed 4/1 and 6/3: mean ratio 3.00x; mean epoch times 2.0 and 5.0 s
+    assert "2.0 / 5.0 (3.00x)" in row
+
+
+def test_parse_value(parity):
+    from seqrec import SASRecTransformerLayers
+    assert parity.parse_value("SASRecTransformerLayers") is SASRecTransformerLayers
+    assert parity.parse_value("0.5") == 0.5 and parity.parse_value("true") is True
+    assert parity.parse_value("cosine") == "cosine"
+
+
+def test_epoch_validation_scores_the_network(parity):
+    """The callback's NDCG equals the one from the fitted model's own recommend."""
+    from conftest import make_cycle_interactions
+    df = make_cycle_interactions(n_users=60, min_len=3, max_len=12)
+    ds = Dataset.construct(df)
+    model = SASRecModel(n_factors=16, n_heads=2, n_blocks=1, session_max_len=8, epochs=2, lr=0.01,
+                        item_net_block_types=(IdEmbeddingsItemNet,), random_state=0, dropout_rate=0.0).fit(ds)
+    users = np.arange(ds.n_users)
+    indptr, items = take_rows(ds.interactions.indptr, ds.interactions.items, users)
+    targets = np.arange(ds.n_users) % ds.n_items  # arbitrary targets: the metric must still agree
+    cb = parity.EpochValidation(model, indptr, items, targets, 3, "test")
+    top = cb._top_k(model.net_)
+    reco = model.recommend(ds.user_id_map.external_ids, ds, k=3, filter_viewed=True)
+    reco[Columns.User] = ds.user_id_map.to_internal(reco[Columns.User])
+    reco[Columns.Item] = ds.item_id_map.to_internal(reco[Columns.Item])
+    pd.testing.assert_frame_equal(top.sort_values([Columns.User, Columns.Rank]).reset_index(drop=True),
+                                  reco[[Columns.User, Columns.Item, Columns.Rank]].astype(np.int64)
+                                  .sort_values([Columns.User, Columns.Rank]).reset_index(drop=True),
+                                  check_dtype=False)

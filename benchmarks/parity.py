@@ -84,6 +84,7 @@ LOSS_SETTINGS: tp.Dict[str, tp.Dict[str, tp.Any]] = {
 # name -> (quality.py data set, users sampled with seed 0; 0 = all)
 DATASETS: tp.Dict[str, tp.Tuple[str, int]] = {
     "beauty": ("beauty", 0), "ml-1m-2000": ("ml-1m", 2000), "ml-latest-small": ("ml-latest-small", 0),
+    "ml-1m": ("ml-1m", 0),  # all users: for re-checking the presets (with --seqrec-param)
 }
 K = 10
 METRICS = {"NDCG@10": NDCG(K), "HR@10": HitRate(K)}

@@ -69,8 +69,9 @@ RESULTS_DIR = ROOT / "benchmarks" / "results"
 K = 10
 
 TEST_METRICS = {
-    "HR@10": HitRate(10), "NDCG@10": NDCG(10), "MRR@10": MRR(10), "HR@20": HitRate(20), "NDCG@20": NDCG(20),
-    "HR@1": HitRate(1), "coverage@10": CatalogCoverage(10), "mean_popularity@10": MeanPopularity(10),
+    "HR@10": HitRate(10), "NDCG@10": NDCG(10, divide_by_achievable=True), "MRR@10": MRR(10), "HR@20": HitRate(20),
+    "NDCG@20": NDCG(20, divide_by_achievable=True), "HR@1": HitRate(1),
+    "coverage@10": CatalogCoverage(10, normalize=True), "mean_popularity@10": MeanPopularity(10),
 }
 K_TEST = 20  # largest k of TEST_METRICS
 
@@ -237,7 +238,7 @@ def run_seqrec(args: argparse.Namespace, seed: int, split: tp.Dict[str, tp.Any],
                            on_unsupported_targets="warn")
     test_s = time.perf_counter() - t0
     metrics = calc_metrics(TEST_METRICS, reco, split["test"], catalog=model.item_id_map_.size,
-                           train=split["train_val"])
+                           prev_interactions=split["train_val"])
     print(f"[{label}] test: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()), flush=True)
     return {"implementation": "seqrec", "seed": seed, "metrics": metrics, "best_epoch": callback.best_epoch,
             "epochs_run": len(callback.history), "stopped_by": callback.stopped_by,
@@ -274,7 +275,7 @@ def run_rectools(args: argparse.Namespace, seed: int, split: tp.Dict[str, tp.Any
     reco = pd.read_csv(spec["reco"], dtype={Columns.User: split["test"][Columns.User].dtype,
                                             Columns.Item: split["test"][Columns.Item].dtype})
     metrics = calc_metrics(TEST_METRICS, reco, split["test"], catalog=split["train_ds"].n_items,
-                           train=split["train_val"])
+                           prev_interactions=split["train_val"])
     print(f"[rectools {args.model} seed={seed}] test: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()),
           flush=True)
     return {"implementation": "rectools", "seed": seed, "metrics": metrics, "best_epoch": None,

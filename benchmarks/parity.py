@@ -87,7 +87,10 @@ DATASETS: tp.Dict[str, tp.Tuple[str, int]] = {
     "ml-1m": ("ml-1m", 0),  # all users: for re-checking the presets (with --seqrec-param)
 }
 K = 10
-METRICS = {"NDCG@10": NDCG(K), "HR@10": HitRate(K)}
+# the papers' NDCG: binary relevance, divided by the ideal DCG of the user's one target (= 1)
+PAPER_NDCG = NDCG(K, divide_by_achievable=True)
+METRICS = {"NDCG@10": PAPER_NDCG, "HR@10": HitRate(K)}
+IDEAL_DCG_K = float(np.sum(1.0 / np.log2(np.arange(2, K + 2))))  # ideal DCG of k hits (RecTools' default NDCG)
 IMPLS = ("seqrec", "rectools")
 
 
@@ -218,7 +221,8 @@ class EpochValidation(L.Callback):
         net = pl_module.net
         was_training = net.training
         net.eval()
-        ndcg = calc_metrics({"NDCG@10": NDCG(self.k)}, self._top_k(net), self.targets)["NDCG@10"]
+        metric = {"NDCG@10": NDCG(self.k, divide_by_achievable=True)}
+        ndcg = calc_metrics(metric, self._top_k(net), self.targets)["NDCG@10"]
         net.train(was_training)
         self.history.append({"val_ndcg@10": ndcg, "train_s": round(train_s, 3),
                              "val_s": round(time.perf_counter() - t0, 3)})
@@ -275,7 +279,7 @@ def run_rectools(model_name: str, params: tp.Dict[str, tp.Any], seed: int, data:
     curve = []
     for epoch in range(1, int(params["epochs"]) + 1):
         val = _read_reco(spec["val_reco"].format(epoch=epoch), data.val_targets)
-        curve.append(calc_metrics({"NDCG@10": NDCG(K)}, val, data.val_targets)["NDCG@10"])
+        curve.append(calc_metrics({"NDCG@10": PAPER_NDCG}, val, data.val_targets)["NDCG@10"])
     reco = _read_reco(spec["reco"], data.split["test"])
     metrics = calc_metrics(METRICS, reco, data.split["test"])
     return {"metrics": metrics, "curve": curve, "epoch_train_s": info["epoch_train_s"], "fit_s": info["fit_s"],
@@ -283,6 +287,22 @@ def run_rectools(model_name: str, params: tp.Dict[str, tp.Any], seed: int, data:
 
 
 # --------------------------------------------------------------------------------------------- reporting
+def paper_ndcg(rec: tp.Dict[str, tp.Any]) -> tp.Dict[str, tp.Any]:
+    """A record written before NDCG was pinned to the papers' convention, with its NDCG (test and
+    curve) converted to it. With one target per user the two conventions differ by the constant
+    ideal DCG of k hits (4.54 for k = 10), and they cannot be confused: the papers' NDCG@10 is at
+    least HR@10 / log2(11) = 0.29 HR@10, the other at most HR@10 / 4.54 = 0.22 HR@10."""
+    if "ndcg" in rec:
+        return rec
+    m = rec["metrics"]
+    rec = dict(rec, ndcg="paper")
+    if m["HR@10"] > 0 and m["NDCG@10"] < 0.25 * m["HR@10"]:
+        rec["metrics"] = dict(m, **{"NDCG@10": m["NDCG@10"] * IDEAL_DCG_K})
+        rec["curve"] = [c * IDEAL_DCG_K for c in rec["curve"]]
+        rec["ndcg"] = "paper (converted from the ideal DCG of 10 hits)"
+    return rec
+
+
 def _mean_std(values: tp.Sequence[float]) -> tp.Tuple[float, tp.Optional[float]]:
     a = np.asarray(values, dtype=float)
     return float(a.mean()), (float(a.std(ddof=1)) if len(a) > 1 else None)
@@ -414,6 +434,7 @@ def main(argv: tp.Optional[tp.Sequence[str]] = None) -> tp.Dict[str, tp.Any]:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "results.json"
     results = json.loads(path.read_text()) if path.is_file() else {"records": [], "commands": []}
+    results["records"] = [paper_ndcg(r) for r in results["records"]]
     given = argv if argv is not None else sys.argv[1:]
     results["commands"].append("python benchmarks/parity.py " + " ".join(shlex.quote(a) for a in given))
     results.update(hardware=hardware("cpu"), torch=torch.__version__)
@@ -443,7 +464,7 @@ def main(argv: tp.Optional[tp.Sequence[str]] = None) -> tp.Dict[str, tp.Any]:
                                     out = run_seqrec(model_name, params, seed, data, args)
                                 else:
                                     out = run_rectools(model_name, params, seed, data, args, tmp, log_path)
-                                rec.update(out, data=data.data, wall_s=round(time.perf_counter() - t0, 1),
+                                rec.update(out, data=data.data, ndcg="paper", wall_s=round(time.perf_counter() - t0, 1),
                                            finished=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()))
                                 print(f"[{impl} {dataset} {setting} {model_name} {loss} {rec['variant']} seed={seed}] "
                                       f"test NDCG@10={out['metrics']['NDCG@10']:.4f} HR@10={out['metrics']['HR@10']:.4f}"

@@ -76,3 +76,14 @@ def test_epoch_validation_scores_the_network(parity):
                                   reco[[Columns.User, Columns.Item, Columns.Rank]].astype(np.int64)
                                   .sort_values([Columns.User, Columns.Rank]).reset_index(drop=True),
                                   check_dtype=False)
+
+
+def test_paper_ndcg(parity):
+    """One target per user: NDCG@10 is DCG / 1 (papers), not DCG / ideal DCG of 10 hits."""
+    old = dict(_rec("seqrec", 0, 0.01), metrics={"NDCG@10": 0.002, "HR@10": 0.02}, curve=[0.001])
+    new = parity.paper_ndcg(old)
+    assert new["metrics"]["NDCG@10"] == pytest.approx(0.002 * 4.5436, rel=1e-4)
+    assert new["curve"][0] == pytest.approx(0.001 * 4.5436, rel=1e-4)
+    kept = parity.paper_ndcg(dict(old, metrics={"NDCG@10": 0.01, "HR@10": 0.02}))
+    assert kept["metrics"]["NDCG@10"] == 0.01
+    assert parity.METRICS["NDCG@10"].divide_by_achievable

@@ -34,23 +34,39 @@ def _check_count(name: str, value: tp.Any, minimum: int) -> None:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
 
-def _positions_from_end(df: pd.DataFrame) -> tp.Tuple[np.ndarray, np.ndarray]:
-    """For each row: 0 for the user's latest interaction, 1 for the one before, ...; and the
-    user's number of interactions. Arrays follow the rows of ``df``."""
-    n = len(df)
-    user_codes = pd.factorize(df[Columns.User])[0]
-    if Columns.Datetime in df.columns:
-        order = np.argsort(df[Columns.Datetime].to_numpy(), kind="stable")
-    else:
-        order = np.arange(n)
+def positions_from_end(user_codes: np.ndarray, times: np.ndarray) -> tp.Tuple[np.ndarray, np.ndarray]:
+    """For each row: 0 for its user's latest interaction, 1 for the one before, ...; and the
+    user's number of interactions. Time ties are broken by row order (a later row is later), as
+    RecTools' ``LastNSplitter`` does. Shared by the functions here and
+    :class:`seqrec.model_selection.LastNSplitter`."""
+    n = len(user_codes)
+    user_codes = np.asarray(user_codes, dtype=np.int64)
+    order = np.argsort(np.asarray(times), kind="stable")
     order = order[np.argsort(user_codes[order], kind="stable")]  # by user, then time, then row
-    counts = np.bincount(user_codes)
+    counts = np.bincount(user_codes) if n else np.zeros(0, dtype=np.int64)
     sorted_users = user_codes[order]
-    starts = np.r_[0, np.cumsum(counts)[:-1]]
+    starts = np.r_[0, np.cumsum(counts)[:-1]] if n else np.zeros(0, dtype=np.int64)
     pos_from_start = np.arange(n) - starts[sorted_users]
     from_end = np.empty(n, dtype=np.int64)
     from_end[order] = counts[sorted_users] - 1 - pos_from_start
     return from_end, counts[user_codes]
+
+
+def cold_test_mask(train: np.ndarray, users: np.ndarray, items: np.ndarray, filter_cold_users: bool,
+                   filter_cold_items: bool) -> np.ndarray:
+    """Rows to keep in test: without those of users / items absent from the ``train`` rows (a
+    boolean mask or row positions). ``users`` and ``items`` are codes or ids of every row."""
+    keep = np.ones(len(users), dtype=bool)
+    if filter_cold_users:
+        keep &= np.isin(users, users[train])
+    if filter_cold_items:
+        keep &= np.isin(items, items[train])
+    return keep
+
+
+def _positions_from_end(df: pd.DataFrame) -> tp.Tuple[np.ndarray, np.ndarray]:
+    times = df[Columns.Datetime].to_numpy() if Columns.Datetime in df.columns else np.arange(len(df))
+    return positions_from_end(pd.factorize(df[Columns.User])[0], times)
 
 
 def leave_one_out(interactions: pd.DataFrame, min_train_interactions: int = 1
@@ -116,10 +132,7 @@ def time_split(interactions: pd.DataFrame, timestamp: tp.Any, filter_cold_users:
         before = (col < timestamp).to_numpy()
     else:
         raise ValueError(f"column '{Columns.Datetime}' must hold datetimes or numbers, got dtype {col.dtype}")
-    train = interactions.loc[before].copy()
-    keep = ~before
-    if filter_cold_users:
-        keep &= interactions[Columns.User].isin(train[Columns.User]).to_numpy()
-    if filter_cold_items:
-        keep &= interactions[Columns.Item].isin(train[Columns.Item]).to_numpy()
-    return train, interactions.loc[keep].copy()
+    users = pd.factorize(interactions[Columns.User])[0]
+    items = pd.factorize(interactions[Columns.Item])[0]
+    keep = ~before & cold_test_mask(before, users, items, filter_cold_users, filter_cold_items)
+    return interactions.loc[before].copy(), interactions.loc[keep].copy()

@@ -159,7 +159,8 @@ def test_errors_and_state_hook():
         restored._set_state_arrays(fitted._state_arrays())
         assert all(isinstance(v, np.ndarray) for v in fitted._state_arrays().values())
         if cls is PopularModel:
-            pd.testing.assert_frame_equal(restored.recommend([1, 2], ds, 3, True), fitted.recommend([1, 2], ds, 3, True))
+            expected = fitted.recommend([1, 2], ds, 3, True)
+            pd.testing.assert_frame_equal(restored.recommend([1, 2], ds, 3, True), expected)
         else:
             assert len(restored.recommend([1, 2], ds, 3, False)) == 6
 

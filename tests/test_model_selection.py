@@ -67,7 +67,8 @@ def test_time_range_splitter_borders_and_filters():
                                  filter_already_seen=False)
     # last interaction 2021-01-05 10:00 -> its whole day is the last fold
     assert splitter.get_test_fold_borders(ds.interactions) == [
-        (pd.Timestamp("2021-01-04"), pd.Timestamp("2021-01-05")), (pd.Timestamp("2021-01-05"), pd.Timestamp("2021-01-06"))]
+        (pd.Timestamp("2021-01-04"), pd.Timestamp("2021-01-05")),
+        (pd.Timestamp("2021-01-05"), pd.Timestamp("2021-01-06"))]
     folds = list(splitter.split(ds.interactions))
     assert _pairs(raw, folds[0][1]) == [("1", "d")]
     assert _pairs(raw, folds[1][1]) == [("2", "a"), ("3", "b")]
@@ -139,7 +140,8 @@ def test_dataset_of_rows_keeps_warm_items_with_features():
     assert list(fold.user_id_map.external_ids) == [1]
     assert list(fold.item_id_map.external_ids[:4]) == ["a", "b", "c", "d"] and fold.n_hot_items == 4
     assert set(fold.item_id_map.external_ids[4:]) == {"x", "y", "z"}
-    pd.testing.assert_frame_equal(fold.get_raw_interactions(), ds.get_raw_interactions().iloc[rows].reset_index(drop=True))
+    expected = ds.get_raw_interactions().iloc[rows].reset_index(drop=True)
+    pd.testing.assert_frame_equal(fold.get_raw_interactions(), expected)
     # the features follow the ids
     z_old, z_new = ds.item_id_map.to_internal(["z"])[0], fold.item_id_map.to_internal(["z"])[0]
     old, new = ds.item_features, fold.item_features

@@ -78,6 +78,14 @@ class IdMap:
         """External ids of internal ids ``internal``."""
         return self._external[np.asarray(internal, dtype=np.int64)]
 
+    def add_ids(self, values: ExternalIds) -> "IdMap":
+        """A new map with the ids of ``values`` that this one lacks appended (first appearance order)."""
+        new = pd.unique(pd.Series(values))
+        new = new[self._index.get_indexer(pd.Index(new)) < 0]
+        if len(new) == 0:
+            return self
+        return IdMap(self._index.append(pd.Index(new)))
+
 
 @dataclass(frozen=True)
 class Interactions:
@@ -150,6 +158,30 @@ class DenseFeatures:
 
 
 Features = tp.Union[SparseFeatures, DenseFeatures]
+
+
+def take_feature_rows(features: tp.Optional[Features], rows: np.ndarray,
+                      drop_unused_columns: bool = False) -> tp.Optional[Features]:
+    """The feature table of the entities ``rows`` (internal ids), in that order; with
+    ``drop_unused_columns`` the sparse columns no chosen entity has are dropped (and renumbered)."""
+    if features is None:
+        return None
+    rows = np.asarray(rows, dtype=np.int64)
+    if isinstance(features, DenseFeatures):
+        return DenseFeatures(values=_readonly(features.values[rows]), names=features.names)
+    lengths = features.indptr[rows + 1] - features.indptr[rows]
+    indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=indptr[1:])
+    pos = np.repeat(features.indptr[rows], lengths) + (np.arange(int(lengths.sum())) - np.repeat(indptr[:-1], lengths))
+    indices, names, cat_columns = features.indices[pos], features.names, features.cat_columns
+    if drop_unused_columns:
+        used = np.zeros(len(names), dtype=bool)
+        used[indices] = True
+        indices = (np.cumsum(used) - 1)[indices]
+        names = tuple(n for n, u in zip(names, used) if u)
+        cat_columns = cat_columns[used]
+    return SparseFeatures(indptr=_readonly(indptr), indices=_readonly(indices),
+                          values=_readonly(features.values[pos]), names=names, cat_columns=_readonly(cat_columns))
 
 
 def check_columns(df: tp.Any, what: str, required: tp.Sequence[str]) -> None:
@@ -232,7 +264,7 @@ def _make_sparse_features(df: tp.Any, id_map: IdMap, cat_features: tp.Sequence[s
         warnings.warn(f"{what}: categorical feature(s) {absent} not found in column '{Columns.Feature}' "
                       f"(present: {sorted(map(str, present))}); they are ignored", stacklevel=4)
     rows = id_map.to_internal(df[Columns.Id], strict=False)
-    known = rows >= 0  # features of entities without interactions cannot be used: dropped
+    known = rows >= 0  # every id of the table is in the map (construct adds them); kept for safety
     df = df.loc[known]
     rows = rows[known]
     is_cat = df[Columns.Feature].isin(cat_set).to_numpy()
@@ -313,8 +345,10 @@ class Dataset:
         follow the order of first appearance. Feature tables are in the flat form
         ``id, value, feature`` (several rows per entity allowed), or, with ``make_dense_*``, one
         row per ``id`` and one numeric column per feature. The features named in ``cat_*_features``
-        are categorical. Feature rows of ids absent from the interactions are ignored. The input
-        DataFrames are not modified.
+        are categorical. Ids that occur only in a feature table are appended to the id map after
+        the ids of the interactions (as in RecTools: "warm" users, cold items), so that a cold item
+        with features can be scored by a model that embeds features. The input DataFrames are not
+        modified.
         """
         check_columns(interactions_df, "interactions", [Columns.User, Columns.Item])
         n = len(interactions_df)
@@ -341,6 +375,11 @@ class Dataset:
             are_datetimes = False
         user_map = IdMap(user_uniques)
         item_map = IdMap(item_uniques)
+        # feature-only ids go after the ids of the interactions
+        if user_features_df is not None and Columns.Id in getattr(user_features_df, "columns", ()):
+            user_map = user_map.add_ids(user_features_df[Columns.Id].dropna())
+        if item_features_df is not None and Columns.Id in getattr(item_features_df, "columns", ()):
+            item_map = item_map.add_ids(item_features_df[Columns.Id].dropna())
         inter = build_interactions(user_codes, item_codes, user_map.size, weights, times, are_datetimes)
 
         def features(df: tp.Optional[pd.DataFrame], id_map: IdMap, cats: tp.Iterable[str], dense: bool,
@@ -365,6 +404,23 @@ class Dataset:
             item_features=features(item_features_df, item_map, cat_item_features, make_dense_item_features,
                                    "item_features"),
         )
+
+    @property
+    def n_hot_users(self) -> int:
+        """Users ``0..n_hot_users - 1`` have interactions; the others only features (as in RecTools)."""
+        return self._n_hot(self.interactions.lengths > 0)
+
+    @property
+    def n_hot_items(self) -> int:
+        """Items ``0..n_hot_items - 1`` occur in the interactions; the others only in the item features."""
+        counts = np.bincount(self.interactions.items, minlength=self.n_items)
+        return self._n_hot(counts > 0)
+
+    @staticmethod
+    def _n_hot(present: np.ndarray) -> int:
+        # hot ids come first (construct appends feature-only ids after them)
+        absent = np.flatnonzero(~present)
+        return int(absent[0]) if len(absent) else len(present)
 
     def get_raw_interactions(self) -> pd.DataFrame:
         """Interactions as a DataFrame with external ids, grouped by user and sorted by time."""

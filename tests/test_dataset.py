@@ -74,7 +74,8 @@ def test_flat_item_features_with_several_values_and_numeric_features():
     cols = f.indices[f.indptr[item10]:f.indptr[item10 + 1]]
     assert sorted(f.names[c] for c in cols) == [("genre", "comedy"), ("genre", "drama")]
     cat = f.categorical()
-    assert cat.n_columns == 2  # "x" belongs to item 99, unknown to the interactions: ignored
+    assert cat.n_columns == 3  # "x" of item 99, a cold item (features only), appended to the map
+    assert ds.n_items == 5 and ds.n_hot_items == 4 and ds.item_id_map.external_ids[-1] == 99
     item40 = ds.item_id_map.to_internal([40])[0]
     assert cat.indptr[item40 + 1] - cat.indptr[item40] == 0
 

@@ -31,6 +31,7 @@ and are listed in the pooled table.
 from __future__ import annotations
 
 import argparse
+import functools
 import inspect
 import json
 import os
@@ -52,8 +53,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from seqrec import BERT4RecModel, Columns, Dataset, SASRecModel  # noqa: E402
-from seqrec.batching import ranks_in_runs, take_rows  # noqa: E402
+from seqrec import BERT4RecModel, Columns, Dataset, SASRecModel, leave_one_out_mask  # noqa: E402
 from seqrec.metrics import MRR, NDCG, CatalogCoverage, HitRate, MeanPopularity, calc_metrics  # noqa: E402
 from seqrec.models.base import TRAIN_WINDOWS  # noqa: E402
 from seqrec.nn.item_net import CatFeaturesItemNet, IdEmbeddingsItemNet  # noqa: E402
@@ -105,32 +105,20 @@ def subsample_users(df: pd.DataFrame, n_users: int, seed: int) -> pd.DataFrame:
     return df[df[Columns.User].isin(chosen)]
 
 
-# --------------------------------------------------------------------------------------------- early stopping
-class ValidationEarlyStopping(L.Callback):
-    """At each training epoch end: validation HR@k/NDCG@k of ``pl_module.net`` through the model's
-    ``_rank``; keeps a CPU copy of the best ``state_dict`` and stops after ``patience`` epochs
-    without improvement of NDCG@k."""
+# --------------------------------------------------------------------------------------------- progress
+class ProgressLog(L.Callback):
+    """Prints and appends to ``progress_path`` each epoch's loss and validation metrics (computed by
+    the model's own validation, ``get_val_mask_func``), with timings; stops training once the time
+    budget is spent."""
 
-    def __init__(self, model: tp.Any, indptr: np.ndarray, items: np.ndarray, targets: np.ndarray, k: int,
-                 patience: int, progress_path: tp.Optional[Path] = None, label: str = "",
+    def __init__(self, progress_path: tp.Optional[Path] = None, label: str = "",
                  time_budget_s: tp.Optional[float] = None) -> None:
-        self.model = model
-        self.indptr = indptr  # CSR histories of the validation users, model (= train dataset) item ids
-        self.items = items
-        self.targets = pd.DataFrame({Columns.User: np.arange(len(targets)), Columns.Item: targets})
-        self.k = k
-        self.patience = patience
         self.progress_path = progress_path
         self.label = label
         self.time_budget_s = time_budget_s
-        self.stopped_by = "max_epochs"
+        self.stopped_by_budget = False
         self.history: tp.List[tp.Dict[str, tp.Any]] = []
-        self.best_score = -np.inf
-        self.best_epoch = 0
-        self.best_state: tp.Optional[tp.Dict[str, torch.Tensor]] = None
-        self._since_best = 0
-        self._epoch_start = time.perf_counter()
-        self._fit_start = time.perf_counter()
+        self._epoch_start = self._fit_start = time.perf_counter()
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._fit_start = time.perf_counter()
@@ -139,38 +127,22 @@ class ValidationEarlyStopping(L.Callback):
         self._epoch_start = time.perf_counter()
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        train_s = time.perf_counter() - self._epoch_start
-        t0 = time.perf_counter()
-        rows, items, _ = self.model._rank(pl_module.net, self.indptr, self.items, self.k, True, None,
-                                          pl_module.device)
-        reco = pd.DataFrame({Columns.User: rows, Columns.Item: items, Columns.Rank: ranks_in_runs(rows)})
-        scores = calc_metrics({"NDCG@10": NDCG(self.k), "HR@10": HitRate(self.k)}, reco, self.targets)
-        val_s = time.perf_counter() - t0
-        loss = trainer.callback_metrics.get("train_loss")
-        epoch = trainer.current_epoch + 1
-        improved = scores["NDCG@10"] > self.best_score
-        if improved:
-            self.best_score, self.best_epoch, self._since_best = scores["NDCG@10"], epoch, 0
-            self.best_state = {n: t.detach().cpu().clone() for n, t in pl_module.net.state_dict().items()}
-        else:
-            self._since_best += 1
-            if self._since_best >= self.patience:
-                trainer.should_stop = True
-                self.stopped_by = "patience"
-        if self.time_budget_s is not None and time.perf_counter() - self._fit_start > self.time_budget_s \
-                and not trainer.should_stop:
-            trainer.should_stop = True
-            self.stopped_by = "time budget"
-        record = {"epoch": epoch, "train_loss": None if loss is None else float(loss),
-                  "val_ndcg@10": scores["NDCG@10"], "val_hr@10": scores["HR@10"], "train_s": round(train_s, 2),
-                  "val_s": round(val_s, 2), "elapsed_s": round(time.perf_counter() - self._fit_start, 1)}
+        m = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        record = {"epoch": trainer.current_epoch + 1, "train_loss": m.get("train_loss"),
+                  "val_ndcg@10": m.get(f"val_ndcg@{K}"), "val_hr@10": m.get(f"val_hr@{K}"),
+                  "val_loss": m.get("val_loss"), "epoch_s": round(time.perf_counter() - self._epoch_start, 2),
+                  "elapsed_s": round(time.perf_counter() - self._fit_start, 1)}
         self.history.append(record)
-        print(f"[{self.label}] epoch {epoch}: loss={record['train_loss']:.4f} val NDCG@10={scores['NDCG@10']:.4f} "
-              f"HR@10={scores['HR@10']:.4f} ({train_s:.1f}s train, {val_s:.1f}s val)"
-              f"{' *' if improved else ''}", flush=True)
+        print(f"[{self.label}] epoch {record['epoch']}: loss={record['train_loss']:.4f} "
+              f"val NDCG@10={record['val_ndcg@10']:.4f} HR@10={record['val_hr@10']:.4f} ({record['epoch_s']:.1f}s)",
+              flush=True)
         if self.progress_path is not None:
             with open(self.progress_path, "a") as f:
                 f.write(json.dumps({"run": self.label, **record}) + "\n")
+        if self.time_budget_s is not None and time.perf_counter() - self._fit_start > self.time_budget_s \
+                and not trainer.should_stop:
+            trainer.should_stop = True
+            self.stopped_by_budget = True
 
 
 def make_trainer_factory(model: tp.Any, callback: L.Callback, max_epochs: int, accelerator: str
@@ -180,6 +152,14 @@ def make_trainer_factory(model: tp.Any, callback: L.Callback, max_epochs: int, a
                          accelerator=accelerator, callbacks=[callback], deterministic=model.deterministic,
                          enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
     return factory
+
+
+def validation_users(split: tp.Dict[str, tp.Any], n_users: int, seed: int) -> np.ndarray:
+    """The users validated on: all validation users, or a seeded sample of ``n_users`` of them."""
+    users = pd.unique(split["val"][Columns.User])
+    if 0 < n_users < len(users):
+        users = users[np.sort(np.random.default_rng(seed).choice(len(users), n_users, replace=False))]
+    return users
 
 
 # --------------------------------------------------------------------------------------------- one run
@@ -209,30 +189,21 @@ def model_params(args: argparse.Namespace) -> tp.Dict[str, tp.Any]:
 
 def run_seqrec(args: argparse.Namespace, seed: int, split: tp.Dict[str, tp.Any], out_dir: Path) -> tp.Dict[str, tp.Any]:
     params = model_params(args)
+    # validation through the model's public API: the validation rows (each user's last interaction
+    # of train + validation) are marked by get_val_mask_func, never trained on, and early stopping
+    # on validation NDCG@10 restores the best weights
+    val_mask = functools.partial(leave_one_out_mask, val_users=validation_users(split, args.val_users, args.val_seed))
     model = MODELS[args.model](**params, random_state=seed, deterministic=args.deterministic,
-                               recommend_torch_device=args.device, verbose=0)
-    train_ds: Dataset = split["train_ds"]
-    # validation users: histories from train, targets = validation items (-1 when unknown to the model)
-    val = split["val"]
-    val_users = train_ds.user_id_map.to_internal(val[Columns.User], strict=False)
-    val_targets = train_ds.item_id_map.to_internal(val[Columns.Item], strict=False)
-    ok = val_users >= 0
-    val_users, val_targets = val_users[ok], val_targets[ok]
-    if 0 < args.val_users < len(val_users):
-        pick = np.sort(np.random.default_rng(args.val_seed).choice(len(val_users), args.val_users, replace=False))
-        val_users, val_targets = val_users[pick], val_targets[pick]
-    indptr, items = take_rows(train_ds.interactions.indptr, train_ds.interactions.items, val_users)
+                               recommend_torch_device=args.device, verbose=0, get_val_mask_func=val_mask,
+                               val_k=K, early_stopping=f"val_ndcg@{K}", early_stopping_patience=args.patience)
     label = f"seqrec {args.model} seed={seed}"
-    callback = ValidationEarlyStopping(model, indptr, items, val_targets, K, args.patience,
-                                       out_dir / "progress.jsonl", label,
-                                       None if args.time_budget_min is None else 60 * args.time_budget_min)
+    callback = ProgressLog(out_dir / "progress.jsonl", label,
+                           None if args.time_budget_min is None else 60 * args.time_budget_min)
     accelerator = "gpu" if args.device.startswith("cuda") else "cpu"
     model.set_params(get_trainer_func=make_trainer_factory(model, callback, args.max_epochs, accelerator))
     t0 = time.perf_counter()
-    model.fit(train_ds)
+    model.fit(split["test_ds"])
     fit_s = time.perf_counter() - t0
-    if callback.best_state is not None:
-        model.net_.load_state_dict(callback.best_state)
     t0 = time.perf_counter()
     reco = model.recommend(split["test_users"], split["test_ds"], k=K_TEST, filter_viewed=True,
                            on_unsupported_targets="warn")
@@ -240,9 +211,12 @@ def run_seqrec(args: argparse.Namespace, seed: int, split: tp.Dict[str, tp.Any],
     metrics = calc_metrics(TEST_METRICS, reco, split["test"], catalog=model.item_id_map_.size,
                            prev_interactions=split["train_val"])
     print(f"[{label}] test: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()), flush=True)
-    return {"implementation": "seqrec", "seed": seed, "metrics": metrics, "best_epoch": callback.best_epoch,
-            "epochs_run": len(callback.history), "stopped_by": callback.stopped_by,
-            "best_val_ndcg@10": callback.best_score,
+    history = model.history_
+    stopped_by = ("time budget" if callback.stopped_by_budget
+                  else "max_epochs" if len(history) >= args.max_epochs else "patience")
+    return {"implementation": "seqrec", "seed": seed, "metrics": metrics, "best_epoch": model.best_epoch_,
+            "epochs_run": len(history), "stopped_by": stopped_by,
+            "best_val_ndcg@10": float(history[f"val_ndcg@{K}"].max()),
             "curve": callback.history, "fit_s": round(fit_s, 1), "test_s": round(test_s, 1),
             "params": {k: (v if not isinstance(v, tuple) else [c.__name__ for c in v]) for k, v in params.items()}}
 

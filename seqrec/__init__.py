@@ -6,6 +6,11 @@ from .models import BERT4RecModel, NotFittedError, PopularModel, RandomModel, SA
 from .nn.item_net import CatFeaturesItemNet, IdEmbeddingsItemNet, ItemNetBase
 from .nn.layers import PreLNTransformerLayers, SASRecTransformerLayers, TransformerLayersBase
 from .types import AnyIds, AnySequence, ExternalId, ExternalIds, InternalId, InternalIds
+from .config import model_from_config, model_from_params
+from .persistence import ModelFileError, load_model
+from .ranking import DistanceSimilarityModule
+from .registry import register
+from .validation import leave_one_out_mask
 
 __version__ = "0.1.0"
 
@@ -16,6 +21,7 @@ __all__ = [
     "CatFeaturesItemNet",
     "Columns",
     "Dataset",
+    "DistanceSimilarityModule",
     "ExternalId",
     "ExternalIds",
     "IdEmbeddingsItemNet",
@@ -23,6 +29,7 @@ __all__ = [
     "InternalId",
     "InternalIds",
     "ItemNetBase",
+    "ModelFileError",
     "NotFittedError",
     "PopularModel",
     "PreLNTransformerLayers",
@@ -30,5 +37,10 @@ __all__ = [
     "SASRecModel",
     "SASRecTransformerLayers",
     "TransformerLayersBase",
+    "leave_one_out_mask",
+    "load_model",
+    "model_from_config",
+    "model_from_params",
+    "register",
     "__version__",
 ]

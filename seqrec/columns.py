@@ -10,6 +10,7 @@ class Columns:
     Datetime = "datetime"
     Score = "score"
     Rank = "rank"
+    TargetItem = "target_item_id"  # item-to-item recommendations
     # flat feature tables
     Id = "id"
     Value = "value"
@@ -17,3 +18,4 @@ class Columns:
 
     Interactions = (User, Item, Weight, Datetime)
     Recommendations = (User, Item, Score, Rank)
+    ItemItemRecommendations = (TargetItem, Item, Score, Rank)

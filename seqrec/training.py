@@ -1,19 +1,31 @@
-"""The Lightning layer: one LightningModule that trains any seqrec network with any loss."""
+"""The Lightning layer: the training samples and their sampler, one LightningModule that trains any
+seqrec network with any loss (and validates it), and the callbacks of ``fit``: per-epoch history
+and early stopping that restores the best weights.
+
+The module and callbacks are written once, as mixins, and made into classes of the Lightning
+namespace of the trainer they run in: ``lightning.pytorch`` (seqrec's own) or ``pytorch_lightning``
+(the one RecTools users import), so a trainer from either works.
+"""
 
 from __future__ import annotations
 
+import copy
 import math
+import sys
+import types
 import typing as tp
 
-import lightning as L
+import lightning.pytorch as L
 import numpy as np
+import pandas as pd
 import torch
-from torch.utils.data import DataLoader, Dataset as TorchDataset
+from torch.utils.data import DataLoader, Dataset as TorchDataset, Sampler
 
-from .batching import window_ends, windows
+from .batching import take_rows, window_ends, windows
 from .dataset import Interactions
 from .nn.losses import Popularity, compute_loss
 from .nn.transformer import N_SPECIAL, PAD, TransformerNet
+from .ranking import similarity_vectors
 
 # model-specific step: right-padded item windows (B, W), n_items -> input tokens (B, L), targets (B, L) (-1 = none)
 TrainingBatchFn = tp.Callable[[torch.Tensor, int], tp.Tuple[torch.Tensor, torch.Tensor]]
@@ -64,24 +76,87 @@ def use_bf16(precision: str, device: torch.device) -> bool:
     return False
 
 
-def _identity(batch: torch.Tensor) -> torch.Tensor:
+def _identity(batch: tp.Any) -> tp.Any:
     return batch
 
 
-def make_dataloader(dataset: WindowDataset, batch_size: int, shuffle: bool, seed: int,
-                    num_workers: int = 0) -> DataLoader:
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The seed of epoch ``epoch`` of a training run seeded with ``seed`` (shuffling, dropout, negatives)."""
+    return int(np.random.SeedSequence([int(seed), int(epoch)]).generate_state(1)[0])
+
+
+class EpochSampler(Sampler):
+    """Shuffles ``n`` samples with a permutation that depends only on ``(seed, epoch)``.
+
+    ``epoch = offset + e``, where ``e`` is the epoch Lightning passes to ``set_epoch`` (counted
+    from 0 in each ``trainer.fit``) and ``offset`` the epochs trained before: so ``fit_partial``
+    twice sees the same data order as one ``fit`` over all the epochs.
+    """
+
+    def __init__(self, n: int, seed: int, offset: int = 0, shuffle: bool = True) -> None:
+        self.n, self.seed, self.offset, self.shuffle = n, seed, offset, shuffle
+        self.epoch = offset
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = self.offset + int(epoch)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self) -> tp.Iterator[int]:
+        if not self.shuffle:
+            return iter(range(self.n))
+        g = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch))
+        return iter(torch.randperm(self.n, generator=g).tolist())
+
+
+def make_dataloader(dataset: TorchDataset, batch_size: int, shuffle: bool, seed: int,
+                    num_workers: int = 0, offset: int = 0) -> DataLoader:
+    sampler = EpochSampler(len(dataset), seed, offset, shuffle)
+    # its own generator: creating an iterator draws a worker seed, which must not move the global
+    # RNG (Lightning may create the first iterator before or after the epoch's seeding)
     generator = torch.Generator().manual_seed(seed)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator,
-                      collate_fn=_identity, num_workers=num_workers, pin_memory=torch.cuda.is_available())
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, collate_fn=_identity,
+                      num_workers=num_workers, pin_memory=torch.cuda.is_available(), generator=generator)
 
 
-class SeqRecModule(L.LightningModule):
-    """Training step: windows -> (tokens, targets) -> sequence vectors -> one loss."""
+class ValidationSamples(TorchDataset):
+    """One validation sample per user: inference tokens ``(L,)`` of the history, the target (model
+    item id) and the history's items (filtered from the ranking); batches come as dicts of tensors."""
+
+    def __init__(self, tokens: np.ndarray, targets: np.ndarray, seen_indptr: np.ndarray,
+                 seen_items: np.ndarray) -> None:
+        self.tokens, self.targets = tokens, targets
+        self.seen_indptr, self.seen_items = seen_indptr, seen_items
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitems__(self, indices: tp.List[int]) -> tp.Dict[str, torch.Tensor]:
+        idx = np.asarray(indices, dtype=np.int64)
+        indptr, items = take_rows(self.seen_indptr, self.seen_items, idx)
+        lengths = np.diff(indptr)
+        seen = np.full((len(idx), max(1, int(lengths.max()) if len(idx) else 1)), -1, dtype=np.int64)
+        seen[np.repeat(np.arange(len(idx)), lengths), np.arange(len(items)) - np.repeat(indptr[:-1], lengths)] = items
+        return {"tokens": torch.from_numpy(self.tokens[idx]), "target": torch.from_numpy(self.targets[idx]),
+                "seen": torch.from_numpy(seen)}
+
+    def __getitem__(self, index: int) -> tp.Dict[str, torch.Tensor]:
+        return {k: v[0] for k, v in self.__getitems__([index]).items()}
+
+
+# ----------------------------------------------------------------- the Lightning module
+class _ModuleCore:
+    """Training step: windows -> (tokens, targets) -> sequence vectors -> one loss; validation step:
+    the loss and full-ranking HR@k / NDCG@k of each validation target (history filtered)."""
 
     def __init__(self, net: TransformerNet, training_batch: TrainingBatchFn, loss: str, n_negatives: int,
                  gbce_t: float, lr: float, verbose: int = 0, negative_sampling: str = "uniform",
                  item_counts: tp.Optional[np.ndarray] = None, softmax_chunk_size: tp.Optional[int] = None,
-                 precision: str = "fp32", torch_compile: bool = False, lr_schedule: str = "constant") -> None:
+                 precision: str = "fp32", torch_compile: bool = False, lr_schedule: str = "constant",
+                 similarity: str = "dot", val_k: int = 10, seed: int = 0, epoch_offset: int = 0,
+                 optimizer_state: tp.Optional[tp.Dict[str, tp.Any]] = None,
+                 checkpoint_meta: tp.Optional[bytes] = None) -> None:
         super().__init__()
         self.net = net
         self.training_batch = training_batch
@@ -94,6 +169,13 @@ class SeqRecModule(L.LightningModule):
         self.softmax_chunk_size = softmax_chunk_size
         self.precision = precision
         self.lr_schedule = lr_schedule
+        self.similarity = similarity
+        self.val_k = val_k
+        self.seed = seed
+        self.epoch_offset = epoch_offset
+        self.optimizer_state = optimizer_state
+        self.checkpoint_meta = checkpoint_meta  # what rebuilds the estimator from a checkpoint
+        self.epochs_run = 0
         # the compiled function shares the network's parameters; the network itself stays plain
         self.encode = torch.compile(net.encode) if torch_compile else net.encode
         if loss == "sampled_softmax" and negative_sampling == "popularity":
@@ -105,6 +187,18 @@ class SeqRecModule(L.LightningModule):
             self.register_buffer("pop_log_q", pop.log_q, persistent=False)
         else:
             self.pop_cdf = self.pop_log_q = None
+
+    def _loss(self, h: torch.Tensor, table: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        h, table = similarity_vectors(h, self.similarity), similarity_vectors(table, self.similarity)
+        popularity = None if self.pop_cdf is None else Popularity(self.pop_cdf, self.pop_log_q)
+        return compute_loss(self.loss, h, table, y, self.n_negatives, self.gbce_t,
+                            negative_sampling=self.negative_sampling, popularity=popularity,
+                            softmax_chunk_size=self.softmax_chunk_size)
+
+    def on_train_epoch_start(self) -> None:
+        # dropout, masking and negatives of an epoch depend only on (seed, epoch): fit_partial in
+        # pieces trains exactly as one fit
+        torch.manual_seed(epoch_seed(self.seed, self.epoch_offset + self.current_epoch))
 
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
         tokens, targets = self.training_batch(batch, self.net.n_items)  # (B, L), (B, L)
@@ -121,21 +215,55 @@ class SeqRecModule(L.LightningModule):
                 # on an accelerator, boolean indexing would wait for the host to learn the number of
                 # rows: every position goes to the loss, padding marked by y = -1
                 h, y = h.reshape(-1, h.shape[-1]), targets.reshape(-1)
-            popularity = None if self.pop_cdf is None else Popularity(self.pop_cdf, self.pop_log_q)
-            loss = compute_loss(self.loss, h, table, y, self.n_negatives, self.gbce_t,
-                                negative_sampling=self.negative_sampling, popularity=popularity,
-                                softmax_chunk_size=self.softmax_chunk_size)
+            loss = self._loss(h, table, y)
         self.log("train_loss", loss, prog_bar=True, on_step=False, on_epoch=True, batch_size=len(batch))
         return loss
 
+    def validation_step(self, batch: tp.Dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        tokens, target, seen = batch["tokens"], batch["target"], batch["seen"]  # (B, L), (B,), (B, S)
+        table = self.net.item_table()  # (n_items, d)
+        h = self.net.last_vectors(tokens, table)  # (B, d)
+        # the loss's random draws (negatives) are seeded per batch, and do not move the training RNG
+        with torch.random.fork_rng(devices=[h.device] if h.device.type == "cuda" else []):
+            torch.manual_seed(epoch_seed(self.seed, batch_idx))
+            loss = self._loss(h, table, target)
+        scores = similarity_vectors(h, self.similarity) @ similarity_vectors(table, self.similarity).T  # (B, n)
+        target_score = scores.gather(1, target.unsqueeze(1))  # (B, 1)
+        # the history is filtered, the target itself kept; padding (-1) points at the target column
+        seen = torch.where(seen >= 0, seen, target.unsqueeze(1))
+        scores = scores.scatter(1, seen, float("-inf")).scatter(1, target.unsqueeze(1), target_score)
+        rank = (scores > target_score).sum(dim=1) + 1  # (B,) 1-based, ties counted in the target's favour
+        hit = (rank <= self.val_k).float()
+        ndcg = hit / torch.log2(rank.float() + 1.0)
+        n = len(target)
+        self.log("val_loss", loss, on_step=False, on_epoch=True, batch_size=n, sync_dist=True)
+        self.log(f"val_hr@{self.val_k}", hit.mean(), on_step=False, on_epoch=True, batch_size=n, sync_dist=True)
+        self.log(f"val_ndcg@{self.val_k}", ndcg.mean(), on_step=False, on_epoch=True, batch_size=n,
+                 sync_dist=True)
+        return loss
+
     def on_train_epoch_end(self) -> None:
+        self.epochs_run += 1
         if self.verbose > 0 and self.trainer.is_global_zero:
-            loss = self.trainer.callback_metrics.get("train_loss")
-            if loss is not None:
-                print(f"epoch {self.current_epoch + 1}/{self.trainer.max_epochs}: train_loss={float(loss):.4f}")
+            metrics = {k: float(v) for k, v in self.trainer.callback_metrics.items()
+                       if k == "train_loss" or k.startswith("val_")}
+            text = ", ".join(f"{k}={v:.4f}" for k, v in metrics.items())
+            print(f"epoch {self.epoch_offset + self.current_epoch + 1}: {text}")
+
+    def on_train_end(self) -> None:
+        # Adam's moments travel with the estimator: fit_partial continues from them
+        optimizers = self.trainer.optimizers
+        if optimizers:
+            self.optimizer_state = _to_cpu(copy.deepcopy(optimizers[0].state_dict()))
+
+    def on_save_checkpoint(self, checkpoint: tp.Dict[str, tp.Any]) -> None:
+        if self.checkpoint_meta is not None:
+            checkpoint["seqrec"] = self.checkpoint_meta
 
     def configure_optimizers(self) -> tp.Any:
         optimizer = torch.optim.Adam(self.net.parameters(), lr=self.lr, betas=(0.9, 0.98))
+        if self.optimizer_state is not None:
+            optimizer.load_state_dict(self.optimizer_state)
         if self.lr_schedule == "constant":
             return optimizer
         # "cosine": per step from lr down to 0 at the last step the trainer plans (max_epochs)
@@ -148,6 +276,105 @@ class SeqRecModule(L.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
 
+def _to_cpu(obj: tp.Any) -> tp.Any:
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: _to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_to_cpu(v) for v in obj]
+    return obj
+
+
 def cosine_factor(step: int, total: int) -> float:
     """Learning-rate factor of step ``step`` of ``total``: 1 at the start, 0 after the last step."""
     return 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
+
+
+# ----------------------------------------------------------------- callbacks of fit
+class _HistoryCore:
+    """Collects ``train_loss`` and the validation metrics of every epoch."""
+
+    def __init__(self, epoch_offset: int = 0) -> None:
+        self.epoch_offset = epoch_offset
+        self.rows: tp.List[tp.Dict[str, float]] = []
+
+    def on_train_epoch_end(self, trainer: tp.Any, pl_module: tp.Any) -> None:
+        row = {"epoch": self.epoch_offset + trainer.current_epoch + 1}
+        for key, value in trainer.callback_metrics.items():
+            if key == "train_loss" or key.startswith("val_"):
+                row[key] = float(value)
+        self.rows.append(row)
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.rows)
+
+
+class _BestWeightsCore:
+    """Early stopping on a logged validation quantity with ``patience``, then the best weights back.
+
+    "val_loss" is minimised, the ranking metrics maximised. The best ``state_dict`` is kept on the
+    CPU; at the end of training the network gets it back (``best_epoch`` says which).
+    """
+
+    def __init__(self, monitor: str, patience: int, epoch_offset: int = 0) -> None:
+        self.monitor, self.patience, self.epoch_offset = monitor, patience, epoch_offset
+        self.sign = -1.0 if monitor.endswith("loss") else 1.0
+        self.best: tp.Optional[float] = None
+        self.best_state: tp.Optional[tp.Dict[str, torch.Tensor]] = None
+        self.best_epoch: tp.Optional[int] = None
+        self.wait = 0
+
+    def on_validation_end(self, trainer: tp.Any, pl_module: tp.Any) -> None:
+        if trainer.sanity_checking or self.monitor not in trainer.callback_metrics:
+            return
+        value = self.sign * float(trainer.callback_metrics[self.monitor])
+        if self.best is None or value > self.best:
+            self.best, self.wait = value, 0
+            self.best_epoch = self.epoch_offset + trainer.current_epoch + 1
+            self.best_state = {k: v.detach().cpu().clone() for k, v in pl_module.net.state_dict().items()}
+        else:
+            self.wait += 1
+            if self.wait >= self.patience:
+                trainer.should_stop = True
+
+    def on_train_end(self, trainer: tp.Any, pl_module: tp.Any) -> None:
+        if self.best_state is not None:
+            pl_module.net.load_state_dict(self.best_state)
+
+
+_CLASSES: tp.Dict[tp.Tuple[str, str], type] = {}
+
+
+def lightning_namespace(trainer: tp.Any = None) -> types.ModuleType:
+    """``pytorch_lightning`` for a trainer of that package, ``lightning.pytorch`` otherwise."""
+    if trainer is not None and type(trainer).__module__.split(".")[0] == "pytorch_lightning":
+        return sys.modules["pytorch_lightning"]
+    return L
+
+
+def _make_class(kind: str, ns: types.ModuleType) -> type:
+    key = (kind, ns.__name__)
+    if key not in _CLASSES:
+        core, base = {"module": (_ModuleCore, ns.LightningModule), "history": (_HistoryCore, ns.Callback),
+                      "best_weights": (_BestWeightsCore, ns.Callback)}[kind]
+        name = {"module": "SeqRecModule", "history": "HistoryCallback", "best_weights": "BestWeightsCallback"}[kind]
+        _CLASSES[key] = type(name, (core, base), {"__module__": __name__})
+    return _CLASSES[key]
+
+
+def make_module(ns: types.ModuleType, *args: tp.Any, **kwargs: tp.Any) -> tp.Any:
+    """The seqrec LightningModule of namespace ``ns`` (see :func:`lightning_namespace`)."""
+    return _make_class("module", ns)(*args, **kwargs)
+
+
+def make_history(ns: types.ModuleType, epoch_offset: int = 0) -> tp.Any:
+    return _make_class("history", ns)(epoch_offset)
+
+
+def make_best_weights(ns: types.ModuleType, monitor: str, patience: int, epoch_offset: int = 0) -> tp.Any:
+    return _make_class("best_weights", ns)(monitor, patience, epoch_offset)
+
+
+# seqrec's own module class, for direct use (tests, custom loops)
+SeqRecModule = _make_class("module", L)

@@ -9,8 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from seqrec import Columns, Dataset, SASRecModel
-from seqrec.batching import take_rows
+from seqrec import Columns, Dataset, SASRecModel, leave_one_out_mask
 from seqrec.nn.item_net import IdEmbeddingsItemNet
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,51 +33,21 @@ def _data():
     return pd.DataFrame(rows, columns=[Columns.User, Columns.Item])
 
 
-def test_early_stopping_restores_best_weights(quality, tmp_path):
-    patience = 2
-    from seqrec.splits import leave_one_out
-    train, val, _ = leave_one_out(_data())
-    ds = Dataset.construct(train)
+def test_progress_log_records_the_models_validation_and_stops_on_the_time_budget(quality, tmp_path):
+    ds = Dataset.construct(_data())
     model = SASRecModel(n_factors=16, n_heads=1, n_blocks=1, session_max_len=8, batch_size=16, epochs=8, lr=0.05,
-                        item_net_block_types=(IdEmbeddingsItemNet,), random_state=0, recommend_torch_device="cpu")
-    users = ds.user_id_map.to_internal(val[Columns.User])
-    targets = ds.item_id_map.to_internal(val[Columns.Item])
-    indptr, items = take_rows(ds.interactions.indptr, ds.interactions.items, users)
-    cb = quality.ValidationEarlyStopping(model, indptr, items, targets, 10, patience, tmp_path / "p.jsonl", "t")
-    model.set_params(get_trainer_func=quality.make_trainer_factory(model, cb, 8, "cpu"))
+                        item_net_block_types=(IdEmbeddingsItemNet,), random_state=0, recommend_torch_device="cpu",
+                        get_val_mask_func=leave_one_out_mask)
+    cb = quality.ProgressLog(tmp_path / "p.jsonl", "t")
+    model.set_params(get_trainer_func=quality.make_trainer_factory(model, cb, 3, "cpu"))
     model.fit(ds)
-    scores = [h["val_ndcg@10"] for h in cb.history]
-    best = int(np.argmax(scores)) + 1
-    assert cb.best_epoch == best and cb.best_score == max(scores)
-    # stopped after `patience` epochs without improvement, or at max_epochs
-    assert len(cb.history) == min(8, best + patience) or cb.stopped_by == "max_epochs"
-    assert len((tmp_path / "p.jsonl").read_text().splitlines()) == len(cb.history)
-    model.net_.load_state_dict(cb.best_state)
-    # the restored net gives the best validation score again
-    rows, rec_items, _ = model._rank(model.net_, indptr, items, 10, True, None, torch.device("cpu"))
-    reco = pd.DataFrame({Columns.User: rows, Columns.Item: rec_items, Columns.Rank: quality.ranks_in_runs(rows)})
-    from seqrec.metrics import NDCG
-    again = NDCG(10).calc(reco, pd.DataFrame({Columns.User: np.arange(len(targets)), Columns.Item: targets}))
-    assert again == pytest.approx(cb.best_score)
-
-
-def test_stops_after_patience_epochs_without_improvement(quality, monkeypatch):
-    from seqrec.splits import leave_one_out
-    train, val, _ = leave_one_out(_data())
-    ds = Dataset.construct(train)
-    model = SASRecModel(n_factors=16, n_heads=1, n_blocks=1, session_max_len=8, batch_size=16, epochs=10, lr=0.05,
-                        item_net_block_types=(IdEmbeddingsItemNet,), random_state=0, recommend_torch_device="cpu")
-    scripted = iter([0.1, 0.3, 0.2, 0.3, 0.25, 0.9, 0.9, 0.9])  # no strict improvement after epoch 2
-    monkeypatch.setattr(quality, "calc_metrics", lambda *a, **kw: {"NDCG@10": next(scripted), "HR@10": 0.0})
-    users = ds.user_id_map.to_internal(val[Columns.User])
-    indptr, items = take_rows(ds.interactions.indptr, ds.interactions.items, users)
-    cb = quality.ValidationEarlyStopping(model, indptr, items, np.zeros(len(users), np.int64), 10, 3)
-    model.set_params(get_trainer_func=quality.make_trainer_factory(model, cb, 10, "cpu"))
+    assert [h["epoch"] for h in cb.history] == [1, 2, 3]
+    assert [h["val_ndcg@10"] for h in cb.history] == pytest.approx(model.history_["val_ndcg@10"].tolist())
+    assert len((tmp_path / "p.jsonl").read_text().splitlines()) == 3
+    budget = quality.ProgressLog(None, "t", time_budget_s=0.0)  # spent after the first epoch
+    model.set_params(get_trainer_func=quality.make_trainer_factory(model, budget, 5, "cpu"))
     model.fit(ds)
-    assert [h["epoch"] for h in cb.history] == [1, 2, 3, 4, 5]
-    assert cb.best_epoch == 2 and cb.stopped_by == "patience"
-    final = model.net_.state_dict()
-    assert any(not torch.equal(final[n], t) for n, t in cb.best_state.items())  # training went on after the best
+    assert len(budget.history) == 1 and budget.stopped_by_budget
 
 
 def test_quick_flags_do_not_override_explicit_ones(quality):

@@ -9,23 +9,29 @@ from __future__ import annotations
 import contextlib
 import inspect
 import logging
+import os
 import typing as tp
 import warnings
 
-import lightning as L
+import lightning.pytorch as L
 import numpy as np
 import pandas as pd
 import torch
 
+from .. import config, persistence
 from ..batching import ranks_in_runs, take_rows
 from ..columns import Columns
-from ..dataset import Dataset
+from ..dataset import Dataset, DenseFeatures, IdMap, Interactions, take_feature_rows
 from ..nn.item_net import ItemNetBase, SumItemNet
 from ..nn.losses import LOSSES, NEGATIVE_SAMPLING
 from ..nn.layers import check_layers_type
 from ..nn.transformer import TransformerNet
+from ..persistence import checkpoint_meta
 from ..presets import get_preset, preset_names
-from ..training import LR_SCHEDULES, PRECISIONS, SeqRecModule, WindowDataset, make_dataloader
+from ..ranking import SIMILARITIES, DistanceSimilarityModule, rank_items, rank_users
+from ..training import (LR_SCHEDULES, PRECISIONS, ValidationSamples, WindowDataset, lightning_namespace,
+                        make_best_weights, make_dataloader, make_history, make_module)
+from ..validation import split_validation, validation_mask
 
 ON_UNSUPPORTED = ("raise", "warn", "ignore")
 TRAIN_WINDOWS = ("last", "all")
@@ -80,8 +86,12 @@ class TransformerModelBase:
             setattr(self, name, values[name])
         self._validate_params()
 
-    def get_params(self, deep: bool = True) -> tp.Dict[str, tp.Any]:
-        """Constructor parameters, as in scikit-learn."""
+    def get_params(self, deep: bool = True, simple_types: bool = False, sep: str = ".") -> tp.Dict[str, tp.Any]:
+        """Constructor parameters: as in scikit-learn by default (``cls(**model.get_params())`` clones);
+        with ``simple_types=True`` as in RecTools: the flat config (nested keys joined by ``sep``,
+        ``"cls"`` included) with JSON-able values."""
+        if simple_types:
+            return config.flatten(self.get_config(simple_types=True), sep)
         return {name: getattr(self, name) for name in self._param_names()}
 
     def set_params(self, **params: tp.Any) -> "TransformerModelBase":
@@ -143,6 +153,27 @@ class TransformerModelBase:
                f"random_state must be an integer or None, got {self.random_state!r}")
         _check(self.get_trainer_func is None or callable(self.get_trainer_func),
                "get_trainer_func must be a callable returning a lightning Trainer, or None")
+        self._check_choice("similarity", SIMILARITIES)
+        if self.similarity_module_type is not None or self.similarity_module_kwargs:
+            _check(self.similarity_module_type in (None, DistanceSimilarityModule),
+                   f"similarity_module_type must be DistanceSimilarityModule (or None), got "
+                   f"{self.similarity_module_type!r}; other similarity modules are not supported")
+            kwargs = self.similarity_module_kwargs or {}
+            _check(isinstance(kwargs, dict) and set(kwargs) <= {"distance"},
+                   f"similarity_module_kwargs must be a dict with the only key 'distance', got {kwargs!r}")
+            distance = kwargs.get("distance", "dot")
+            _check(distance in SIMILARITIES, f"similarity_module_kwargs: unknown distance {distance!r}; "
+                   f"allowed: {SIMILARITIES}")
+            _check(self.similarity in ("dot", distance),
+                   f"similarity={self.similarity!r} contradicts similarity_module_kwargs distance {distance!r}")
+        _check(self.get_val_mask_func is None or callable(self.get_val_mask_func),
+               "get_val_mask_func must be a callable (interactions DataFrame -> boolean mask), or None")
+        _check(_is_int(self.val_k) and self.val_k > 0, f"val_k must be a positive integer, got {self.val_k!r}")
+        monitors = ("val_loss", f"val_ndcg@{self.val_k}", f"val_hr@{self.val_k}")
+        _check(self.early_stopping is None or self.early_stopping in monitors,
+               f"Unknown early_stopping {self.early_stopping!r}; allowed: None or one of {monitors}")
+        _check(_is_int(self.early_stopping_patience) and self.early_stopping_patience > 0,
+               f"early_stopping_patience must be a positive integer, got {self.early_stopping_patience!r}")
         if self.recommend_torch_device is not None:
             try:
                 torch.device(self.recommend_torch_device)
@@ -168,8 +199,25 @@ class TransformerModelBase:
         if not hasattr(self, "net_"):
             raise NotFittedError(f"This {type(self).__name__} is not fitted yet: call fit(dataset) first")
 
+    @property
+    def torch_model(self) -> TransformerNet:
+        """The trained network (RecTools' name)."""
+        self._check_fitted()
+        return self.net_
+
+    def _similarity(self) -> str:
+        """The similarity in force: ``similarity``, or what RecTools' spelling
+        (``similarity_module_type=DistanceSimilarityModule, similarity_module_kwargs={"distance": ...}``) says."""
+        if self.similarity_module_type is None and not self.similarity_module_kwargs:
+            return self.similarity
+        kwargs = dict(self.similarity_module_kwargs or {})
+        return kwargs.get("distance", "dot")
+
     def _build_net(self, dataset: Dataset) -> TransformerNet:
         item_net = SumItemNet.from_dataset(dataset, self.n_factors, tuple(self.item_net_block_types))
+        return self._net_from_item_net(item_net)
+
+    def _net_from_item_net(self, item_net: SumItemNet) -> TransformerNet:
         return TransformerNet(
             item_net,
             n_factors=self.n_factors,
@@ -185,63 +233,232 @@ class TransformerModelBase:
             layers_type=self.transformer_layers_type,
         )
 
-    def _make_trainer(self) -> L.Trainer:
+    def _make_trainer(self, max_epochs: tp.Optional[int] = None, min_epochs: tp.Optional[int] = None) -> tp.Any:
+        """The trainer of one fit: ``get_trainer_func()`` or seqrec's default (no logger, no
+        checkpoints, progress bar with ``verbose``); ``max_epochs``/``min_epochs`` set for fit_partial."""
         if self.get_trainer_func is not None:
-            return self.get_trainer_func()
+            trainer = self.get_trainer_func()
+            ns = lightning_namespace(trainer)
+            if not isinstance(trainer, ns.Trainer):
+                raise TypeError(f"get_trainer_func must return a lightning Trainer (lightning.pytorch.Trainer or "
+                                f"pytorch_lightning.Trainer), got {type(trainer).__name__}")
+            if max_epochs is not None:
+                trainer.fit_loop.max_epochs = max_epochs
+                trainer.fit_loop.min_epochs = min_epochs if min_epochs is not None else max_epochs
+            return trainer
+        epochs = self.epochs if max_epochs is None else max_epochs
+        stopping = self.early_stopping is not None
         return L.Trainer(
-            max_epochs=self.epochs,
-            min_epochs=self.epochs,
+            max_epochs=epochs,
+            # early stopping may only stop a trainer that has no (larger) minimum
+            min_epochs=1 if stopping else (epochs if min_epochs is None else min_epochs),
             deterministic=self.deterministic,
             enable_progress_bar=self.verbose > 0,
             enable_model_summary=self.verbose > 1,
             logger=False,
             enable_checkpointing=False,
+            num_sanity_val_steps=0,
             devices=1,
         )
 
-    def fit(self, dataset: Dataset) -> "TransformerModelBase":
-        """Train from scratch on ``dataset`` (a second call starts afresh)."""
-        self._validate_params()
-        if not isinstance(dataset, Dataset):
-            raise TypeError(f"fit expects a seqrec Dataset (Dataset.construct(df)), got {type(dataset).__name__}")
-        if dataset.n_items < 2:
-            raise ValueError(f"The dataset has {dataset.n_items} item(s); at least 2 are needed to learn a ranking")
-        for attr in ("net_", "item_id_map_"):
-            self.__dict__.pop(attr, None)
-        lengths = dataset.interactions.lengths
-        train_users = np.flatnonzero(lengths >= max(self.train_min_user_interactions, 2))
-        if len(train_users) == 0:
-            raise ValueError(
-                f"No user has at least {max(self.train_min_user_interactions, 2)} interactions "
-                "(train_min_user_interactions): nothing to train on"
-            )
+    def _new_seed(self) -> int:
         if self.random_state is not None:
-            seed = int(self.random_state)
-        elif self.deterministic:
-            seed = 0
+            return int(self.random_state)
+        if self.deterministic:
+            return 0
+        return int(np.random.SeedSequence().generate_state(1)[0] >> 1)
+
+    def _check_dataset(self, dataset: tp.Any, what: str) -> None:
+        if not isinstance(dataset, Dataset):
+            raise TypeError(f"{what} expects a seqrec Dataset (Dataset.construct(df)), got {type(dataset).__name__}")
+
+    def fit(self, dataset: Dataset) -> "TransformerModelBase":
+        """Train from scratch on ``dataset`` (a second call starts afresh) for ``epochs`` epochs, or
+        what the trainer of ``get_trainer_func`` says."""
+        self._validate_params()
+        self._check_dataset(dataset, "fit")
+        self._reset()
+        self._train(dataset, self._make_trainer())
+        return self
+
+    def fit_partial(self, dataset: Dataset, min_epochs: tp.Optional[int] = None,
+                    max_epochs: tp.Optional[int] = None) -> "TransformerModelBase":
+        """Continue training from the current weights and optimizer state for ``max_epochs`` epochs
+        (default 1; at least ``min_epochs``, default ``max_epochs``, unless early stopping stops it).
+
+        On an unfitted model the first call initialises it as ``fit`` does. Epoch ``e`` of the whole
+        run sees the same shuffling and random draws however the epochs are split between calls,
+        so ``fit_partial`` for 2 epochs then 1 equals ``fit`` with ``epochs=3`` (same seed, CPU).
+        The catalog stays the one of the first fit: items ``dataset`` adds are not learned.
+        """
+        self._validate_params()
+        self._check_dataset(dataset, "fit_partial")
+        max_epochs = 1 if max_epochs is None else max_epochs
+        _check(_is_int(max_epochs) and max_epochs > 0, f"max_epochs must be a positive integer, got {max_epochs!r}")
+        min_epochs = max_epochs if min_epochs is None else min_epochs
+        _check(_is_int(min_epochs) and 0 < min_epochs <= max_epochs,
+               f"min_epochs must be a positive integer <= max_epochs ({max_epochs}), got {min_epochs!r}")
+        if not hasattr(self, "net_"):
+            self._reset()
+        self._train(dataset, self._make_trainer(max_epochs=max_epochs, min_epochs=min_epochs))
+        return self
+
+    def _reset(self) -> None:
+        for attr in _FITTED_ATTRS:
+            self.__dict__.pop(attr, None)
+
+    def _training_data(self, dataset: Dataset, mask: tp.Optional[np.ndarray]
+                       ) -> tp.Tuple[Interactions, np.ndarray, np.ndarray]:
+        """What training reads: the interactions of the users trained on (validation rows removed),
+        in model item ids; the rows of those users in ``dataset``; and the model item of each
+        dataset item (-1: unknown to the model).
+
+        The model's catalog, chosen at the first fit, is the set of items of the training samples
+        (with ``train_windows="last"`` each user's last ``_train_window()`` items, as in RecTools):
+        an item seen only where training never looks is unknown to the model.
+        """
+        inter = dataset.interactions
+        indptr, items = inter.indptr, inter.items
+        if mask is not None:
+            keep = ~mask
+            row_of = np.repeat(np.arange(inter.n_users), inter.lengths)
+            indptr = np.zeros_like(indptr)
+            np.cumsum(np.bincount(row_of[keep], minlength=inter.n_users), out=indptr[1:])
+            items = items[keep]
+        lengths = np.diff(indptr)
+        min_len = max(self.train_min_user_interactions, 2)
+        users = np.flatnonzero(lengths >= min_len)
+        if len(users) == 0:
+            raise ValueError(f"No user has at least {min_len} training interactions "
+                             "(train_min_user_interactions): nothing to train on")
+        if self.train_windows == "last":
+            # only the most recent items of a user are ever read: keep just those
+            width = self._train_window()
+            starts = np.maximum(indptr[users], indptr[users + 1] - width)
+            sub_lengths = indptr[users + 1] - starts
+            sub_indptr = np.zeros(len(users) + 1, dtype=np.int64)
+            np.cumsum(sub_lengths, out=sub_indptr[1:])
+            offsets = np.arange(int(sub_lengths.sum())) - np.repeat(sub_indptr[:-1], sub_lengths)
+            sub_items = items[np.repeat(starts, sub_lengths) + offsets]
         else:
-            seed = int(np.random.SeedSequence().generate_state(1)[0] >> 1)
+            sub_indptr, sub_items = take_rows(indptr, items, users)
+        if hasattr(self, "item_id_map_"):
+            model_of = self._model_items_of(dataset)
+        else:
+            catalog = np.unique(sub_items)  # dataset item ids, in the dataset's order
+            model_of = np.full(dataset.n_items, -1, dtype=np.int64)
+            model_of[catalog] = np.arange(len(catalog))
+        sub_indptr, sub_items = take_rows(sub_indptr, sub_items, np.arange(len(users)), model_of)
+        train = Interactions(indptr=sub_indptr, items=sub_items, weights=np.ones(len(sub_items), np.float32),
+                             times=np.zeros(len(sub_items), np.int64))
+        return train, users, model_of
+
+    def _catalog_dataset(self, dataset: Dataset, model_of: np.ndarray, train: Interactions) -> Dataset:
+        """``dataset`` seen from the model's catalog: the item blocks are built from it."""
+        catalog = np.flatnonzero(model_of >= 0)[np.argsort(model_of[model_of >= 0])]
+        return Dataset(
+            user_id_map=IdMap(np.arange(train.n_users)),
+            item_id_map=IdMap(dataset.item_id_map.to_external(catalog)),
+            interactions=train,
+            item_features=take_feature_rows(dataset.item_features, catalog, drop_unused_columns=True),
+        )
+
+    def _validation_samples(self, dataset: Dataset, mask: np.ndarray, model_of: np.ndarray
+                            ) -> tp.Optional[ValidationSamples]:
+        inter = dataset.interactions
+        rows, target_pos, n_history = split_validation(inter.indptr, mask)
+        targets = model_of[inter.items[target_pos]]
+        # the history: the user's training interactions before the target
+        keep_pos = np.flatnonzero(~mask)
+        train_indptr = np.zeros_like(inter.indptr)
+        row_of = np.repeat(np.arange(inter.n_users), inter.lengths)
+        np.cumsum(np.bincount(row_of[~mask], minlength=inter.n_users), out=train_indptr[1:])
+        starts = train_indptr[rows]
+        h_indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum(n_history, out=h_indptr[1:])
+        offsets = np.arange(int(n_history.sum())) - np.repeat(h_indptr[:-1], n_history)
+        h_items = model_of[inter.items[keep_pos[np.repeat(starts, n_history) + offsets]]]
+        h_indptr, h_items = _drop_negative(h_indptr, h_items)  # items unknown to the model
+        ok = (targets >= 0) & (np.diff(h_indptr) > 0)  # a known target and a history to predict it from
+        if not ok.any():
+            return None
+        h_indptr, h_items = take_rows(h_indptr, h_items, np.flatnonzero(ok))
+        tokens = self._inference_tokens(h_indptr, h_items)
+        return ValidationSamples(tokens, targets[ok], h_indptr, h_items)
+
+    def _train(self, dataset: Dataset, trainer: tp.Any) -> None:
+        mask = None
+        if self.get_val_mask_func is not None:
+            mask = validation_mask(dataset, self.get_val_mask_func)
+        elif self.early_stopping is not None:
+            raise ValueError("early_stopping needs validation targets: pass get_val_mask_func "
+                             "(e.g. seqrec.leave_one_out_mask)")
+        fresh = not hasattr(self, "net_")
+        if fresh:
+            _warn_numeric_item_features(dataset)
+        train, users, model_of = self._training_data(dataset, mask)
+        if fresh:
+            self.train_seed_ = self._new_seed()
+            self.epochs_done_ = 0
+            self.optimizer_state_ = None
+            self.history_ = pd.DataFrame()
+            n_catalog = int((model_of >= 0).sum())
+            if n_catalog < 2:
+                raise ValueError(f"The training data has {n_catalog} item(s); at least 2 are needed to learn a ranking")
+        seed = self.train_seed_
+        ns = lightning_namespace(trainer)
         with torch.random.fork_rng(devices=[]), _quiet_lightning(self.verbose):
             torch.manual_seed(seed)
-            net = self._build_net(dataset)
+            if fresh:
+                net = self._build_net(self._catalog_dataset(dataset, model_of, train))
+                catalog = np.flatnonzero(model_of >= 0)[np.argsort(model_of[model_of >= 0])]
+                item_id_map = IdMap(dataset.item_id_map.to_external(catalog))
+            else:
+                net, item_id_map = self.net_, self.item_id_map_
+            net.train()  # the fitted network is kept in eval mode; Lightning keeps the mode it finds
             # training item counts: the sampling distribution of popularity negatives
-            item_counts = (np.bincount(dataset.interactions.items, minlength=dataset.n_items)
+            item_counts = (np.bincount(train.items, minlength=net.n_items)
                            if self.negative_sampling == "popularity" else None)
-            module = SeqRecModule(net, self._training_batch, self.loss, self.n_negatives, self.gbce_t, self.lr,
-                                  verbose=self.verbose, negative_sampling=self.negative_sampling,
-                                  item_counts=item_counts, softmax_chunk_size=self.softmax_chunk_size,
-                                  precision=self.precision, torch_compile=self.torch_compile,
-                                  lr_schedule=self.lr_schedule)
+            module = make_module(
+                ns, net, self._training_batch, self.loss, self.n_negatives, self.gbce_t, self.lr,
+                verbose=self.verbose, negative_sampling=self.negative_sampling, item_counts=item_counts,
+                softmax_chunk_size=self.softmax_chunk_size, precision=self.precision,
+                torch_compile=self.torch_compile, lr_schedule=self.lr_schedule, similarity=self._similarity(),
+                val_k=self.val_k, seed=seed, epoch_offset=self.epochs_done_, optimizer_state=self.optimizer_state_,
+                checkpoint_meta=checkpoint_meta(self, net, item_id_map),
+            )
             # "all": windows step back by session_max_len items, the number of targets of a window
             stride = self.session_max_len if self.train_windows == "all" else None
-            samples = WindowDataset(dataset.interactions, train_users, self._train_window(), stride)
+            samples = WindowDataset(train, np.arange(train.n_users), self._train_window(), stride)
             loader = make_dataloader(samples, self.batch_size, shuffle=True, seed=seed,
-                                     num_workers=self.dataloader_num_workers)
-            trainer = self._make_trainer()
-            trainer.fit(module, train_dataloaders=loader)
+                                     num_workers=self.dataloader_num_workers, offset=self.epochs_done_)
+            val_loader = None
+            if mask is not None:
+                val = self._validation_samples(dataset, mask, model_of)
+                if val is None:
+                    raise ValueError("get_val_mask_func: no validation target is an item known to the model "
+                                     "with a training history before it")
+                val_loader = make_dataloader(val, self.recommend_batch_size, shuffle=False, seed=seed)
+            history = make_history(ns, self.epochs_done_)
+            callbacks = [history]
+            stopper = None
+            if self.early_stopping is not None:
+                stopper = make_best_weights(ns, self.early_stopping, self.early_stopping_patience, self.epochs_done_)
+                callbacks.append(stopper)
+            trainer.callbacks.extend(callbacks)
+            try:
+                trainer.fit(module, train_dataloaders=loader, val_dataloaders=val_loader)
+            finally:
+                for cb in callbacks:
+                    trainer.callbacks.remove(cb)
         self.net_ = net.cpu().eval()
-        self.item_id_map_ = dataset.item_id_map
-        return self
+        self.item_id_map_ = item_id_map
+        self.optimizer_state_ = module.optimizer_state
+        self.epochs_done_ += module.epochs_run
+        self.history_ = pd.concat([self.history_, history.frame()], ignore_index=True)
+        self.best_epoch_ = None if stopper is None else stopper.best_epoch
+        self.fit_trainer = trainer
+        self.lightning_model = module
 
     # ----------------------------------------------------------------- recommend
     def _device(self) -> torch.device:
@@ -254,6 +471,22 @@ class TransformerModelBase:
         if dataset.item_id_map == self.item_id_map_:
             return np.arange(dataset.n_items, dtype=np.int64)
         return self.item_id_map_.to_internal(dataset.item_id_map.external_ids, strict=False)
+
+    def _handle_unsupported(self, bad: np.ndarray, what: str, on_unsupported_targets: str) -> None:
+        if len(bad) == 0:
+            return
+        message = f"{len(bad)} {what}, e.g. {list(bad[:5])}"
+        if on_unsupported_targets == "raise":
+            raise ValueError(message + "; pass on_unsupported_targets='warn' or 'ignore' to drop them")
+        if on_unsupported_targets == "warn":
+            warnings.warn(message + "; they are dropped", stacklevel=3)
+
+    def _check_reco_args(self, dataset: tp.Any, k: tp.Any, on_unsupported_targets: str, what: str) -> None:
+        self._check_fitted()
+        self._check_dataset(dataset, what)
+        _check(_is_int(k) and k > 0, f"k must be a positive integer, got {k!r}")
+        _check(on_unsupported_targets in ON_UNSUPPORTED,
+               f"on_unsupported_targets must be one of {ON_UNSUPPORTED}, got {on_unsupported_targets!r}")
 
     def recommend(
         self,
@@ -277,38 +510,27 @@ class TransformerModelBase:
         order given, items by decreasing score (``rank`` 1..k). A user may get fewer than ``k``
         rows when fewer candidates remain.
         """
-        self._check_fitted()
-        if not isinstance(dataset, Dataset):
-            raise TypeError(f"recommend expects a seqrec Dataset, got {type(dataset).__name__}")
-        _check(_is_int(k) and k > 0, f"k must be a positive integer, got {k!r}")
-        _check(on_unsupported_targets in ON_UNSUPPORTED,
-               f"on_unsupported_targets must be one of {ON_UNSUPPORTED}, got {on_unsupported_targets!r}")
-        users_ext = pd.unique(pd.Series(list(users) if not isinstance(users, (np.ndarray, pd.Series, pd.Index))
-                                        else users))
+        self._check_reco_args(dataset, k, on_unsupported_targets, "recommend")
+        users_ext = _unique_ids(users)
         user_rows = dataset.user_id_map.to_internal(users_ext, strict=False)
         model_items = self._model_items_of(dataset)
         known_rows = np.where(user_rows >= 0, user_rows, 0)
         indptr, items = take_rows(dataset.interactions.indptr, dataset.interactions.items, known_rows, model_items)
         has_history = (np.diff(indptr) > 0) & (user_rows >= 0)
         if not has_history.all():
-            bad = users_ext[~has_history]
-            message = (f"{len(bad)} user(s) have no interactions with items known to the model in the given "
-                       f"dataset, e.g. {bad[:5].tolist()}")
-            if on_unsupported_targets == "raise":
-                raise ValueError(message + "; pass on_unsupported_targets='warn' or 'ignore' to drop them")
-            if on_unsupported_targets == "warn":
-                warnings.warn(message + "; they are dropped", stacklevel=2)
+            self._handle_unsupported(users_ext[~has_history], "user(s) have no interactions with items known to the "
+                                     "model in the given dataset", on_unsupported_targets)
             users_ext = users_ext[has_history]
             indptr, items = take_rows(indptr, items, np.flatnonzero(has_history))
-
         candidates = None
         if items_to_recommend is not None:
-            cand = self.item_id_map_.to_internal(pd.unique(pd.Series(list(items_to_recommend))), strict=False)
+            cand = self.item_id_map_.to_internal(_unique_ids(items_to_recommend), strict=False)
             candidates = np.sort(cand[cand >= 0])
         device = self._device()
         try:
-            user_idx, item_idx, scores = self._rank(self.net_.to(device), indptr, items, k, filter_viewed,
-                                                    candidates, device)
+            user_idx, item_idx, scores = rank_users(self.net_.to(device), self._inference_tokens, indptr, items, k,
+                                                    filter_viewed, candidates, device, self.recommend_batch_size,
+                                                    self._similarity())
         finally:
             self.net_.cpu()
         reco = pd.DataFrame({
@@ -320,59 +542,164 @@ class TransformerModelBase:
             reco[Columns.Rank] = ranks_in_runs(user_idx)
         return reco
 
-    @torch.no_grad()
-    def _rank(self, net: TransformerNet, indptr: np.ndarray, items: np.ndarray, k: int, filter_viewed: bool,
-              candidates: tp.Optional[np.ndarray], device: torch.device
-              ) -> tp.Tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Top-k of ``net`` (already on ``device``) for histories in CSR form (model item ids).
+    def recommend_to_items(
+        self,
+        target_items: tp.Sequence[tp.Hashable],
+        dataset: Dataset,
+        k: int,
+        filter_itself: bool = True,
+        items_to_recommend: tp.Optional[tp.Sequence[tp.Hashable]] = None,
+        add_rank_col: bool = True,
+        on_unsupported_targets: str = "raise",
+    ) -> pd.DataFrame:
+        """The ``k`` items most similar to each of ``target_items`` (dot product or cosine of their
+        item vectors, as ``similarity`` says), as in RecTools.
 
-        Batched scoring and top-k on the device; filtering is a mask, never a dense host matrix.
-        Returns row in ``indptr``, model item id and score of each recommendation.
+        Items the model knows are scored from its item table. Items of ``dataset`` it does not
+        know (cold items: in the item features only, or seen only where training never looked)
+        get vectors from their categorical features when the model has ``CatFeaturesItemNet``
+        and the features have (feature, value) pairs it learned; such items can be targets and
+        candidates. Other targets are unsupported: "raise", "warn" (dropped) or "ignore".
+        ``filter_itself`` removes the target from its own list; ``items_to_recommend`` restricts
+        the candidates.
+
+        Returns a DataFrame ``target_item_id, item_id, score[, rank]`` with external ids, targets
+        in the order given.
         """
-        n_items = net.n_items
-        n_users = len(indptr) - 1
-        k_eff = min(k, n_items if candidates is None else len(candidates))
-        if k_eff == 0 or n_users == 0:
-            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
+        self._check_reco_args(dataset, k, on_unsupported_targets, "recommend_to_items")
+        targets_ext = _unique_ids(target_items)
+        device = self._device()
+        try:
+            net = self.net_.to(device)
+            with torch.no_grad():
+                table, row_of, external = self._table_with_cold_items(net, dataset)  # (n_rows, d)
+            rows = row_of(targets_ext)
+            if (rows < 0).any():
+                self._handle_unsupported(targets_ext[rows < 0], "target item(s) are unknown to the model and have no "
+                                         "categorical features it can embed", on_unsupported_targets)
+                targets_ext, rows = targets_ext[rows >= 0], rows[rows >= 0]
+            candidates = None
+            if items_to_recommend is not None:
+                cand = row_of(_unique_ids(items_to_recommend))
+                candidates = np.unique(cand[cand >= 0])
+            target_idx, item_idx, scores = rank_items(table, rows, k, filter_itself, candidates,
+                                                      self.recommend_batch_size, self._similarity())
+        finally:
+            self.net_.cpu()
+        reco = pd.DataFrame({
+            Columns.TargetItem: targets_ext[target_idx],
+            Columns.Item: external[item_idx],
+            Columns.Score: scores,
+        })
+        if add_rank_col:
+            reco[Columns.Rank] = ranks_in_runs(target_idx)
+        return reco
+
+    def _table_with_cold_items(self, net: TransformerNet, dataset: Dataset
+                               ) -> tp.Tuple[torch.Tensor, tp.Callable[[np.ndarray], np.ndarray], np.ndarray]:
+        """The model's item table with the cold items of ``dataset`` it can embed appended; a map of
+        external ids to rows (-1: neither known nor embeddable) and the external id of every row."""
         was_training = net.training
         net.eval()
-        table = net.item_table()  # (n_items, d)
-        if candidates is None:
-            cand_table = table
-            cand_items = torch.arange(n_items, device=device)
-            column_of = None
-        else:
-            cand_items = torch.as_tensor(candidates, device=device)
-            cand_table = table[cand_items]  # (C, d)
-            column_of = np.full(n_items, -1, dtype=np.int64)
-            column_of[candidates] = np.arange(len(candidates))
-        out_u, out_i, out_s = [], [], []
-        # users sorted by history length, so that a batch's sequences have similar lengths and
-        # last_vectors can cut the padding columns; the requested order is restored at the end
-        by_length = np.argsort(np.diff(indptr), kind="stable")
-        for start in range(0, n_users, self.recommend_batch_size):
-            rows = by_length[start:start + self.recommend_batch_size]
-            b_indptr, b_items = take_rows(indptr, items, rows)
-            tokens = torch.from_numpy(self._inference_tokens(b_indptr, b_items)).to(device)
-            user_vecs = net.last_vectors(tokens, table)  # (B, d)
-            scores = user_vecs @ cand_table.T  # (B, C)
-            if filter_viewed:
-                seen_rows = np.repeat(np.arange(len(rows)), np.diff(b_indptr))
-                seen_cols = b_items if column_of is None else column_of[b_items]
-                keep = seen_cols >= 0
-                scores[torch.as_tensor(seen_rows[keep], device=device),
-                       torch.as_tensor(seen_cols[keep], device=device)] = float("-inf")
-            top_scores, top_cols = torch.topk(scores, k_eff, dim=1)  # (B, k)
-            top_items = cand_items[top_cols]
-            ok = torch.isfinite(top_scores)
-            row_ids = torch.as_tensor(rows, device=device).unsqueeze(1).expand_as(top_cols)
-            out_u.append(row_ids[ok].cpu().numpy())
-            out_i.append(top_items[ok].cpu().numpy())
-            out_s.append(top_scores[ok].float().cpu().numpy())
+        table = net.item_table()
+        known = self._model_items_of(dataset)
+        cold = np.flatnonzero(known < 0)  # dataset items the model does not know
+        external = self.item_id_map_.external_ids
+        if len(cold):
+            vectors, ok = net.item_net.cold_vectors(dataset, cold)
+            if ok.any():
+                table = torch.cat([table, vectors[torch.as_tensor(np.flatnonzero(ok), device=table.device)]], dim=0)
+                cold_ids = dataset.item_id_map.to_external(cold[ok])
+                external = np.concatenate([np.asarray(external, dtype=object), np.asarray(cold_ids, dtype=object)])
         net.train(was_training)
-        user_idx = np.concatenate(out_u)
-        order = np.argsort(user_idx, kind="stable")  # requested order; ranks stay in order inside a user
-        return user_idx[order], np.concatenate(out_i)[order], np.concatenate(out_s)[order]
+        index = pd.Index(external)
+
+        def row_of(ids: np.ndarray) -> np.ndarray:
+            return index.get_indexer(pd.Index(ids)).astype(np.int64)
+
+        return table, row_of, np.asarray(external)
+
+    # ----------------------------------------------------------------- configs and files
+    def get_config(self, mode: str = "dict", simple_types: bool = False) -> tp.Dict[str, tp.Any]:
+        """The model's parameters with a ``"cls"`` key naming the class, as in RecTools.
+
+        ``simple_types=True`` gives JSON-able values: classes and functions by registered name.
+        """
+        return config.get_config(self, mode, simple_types)
+
+    @classmethod
+    def from_config(cls, config_: tp.Dict[str, tp.Any]) -> "TransformerModelBase":
+        """The model a config describes (``"cls"`` optional; unknown keys are an error)."""
+        return config.from_config(cls, config_)
+
+    @classmethod
+    def from_params(cls, params: tp.Dict[str, tp.Any], sep: str = ".") -> "TransformerModelBase":
+        """The model of flat parameters (nested keys joined by ``sep``, as ``get_params(simple_types=True)`` gives)."""
+        return config.from_params(cls, params, sep)
+
+    def save(self, f: tp.Union[str, "os.PathLike[str]", tp.BinaryIO]) -> int:
+        """Write the model (fitted or not) to a path or a binary file object; returns the bytes written.
+
+        The file is a zip archive of JSON (config, metadata, ids) and safetensors (weights,
+        optimizer state): loading it runs no code. A path is written atomically.
+        """
+        return persistence.save_model(self, f)
+
+    @classmethod
+    def load(cls, f: tp.Union[str, "os.PathLike[str]", tp.BinaryIO],
+             map_location: tp.Union[str, torch.device, None] = None) -> "TransformerModelBase":
+        """Read a model written by :meth:`save`; it must be of this class."""
+        return persistence.load_model(f, map_location=map_location, expected=cls)
+
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path: tp.Union[str, "os.PathLike[str]"],
+                             map_location: tp.Union[str, torch.device, None] = None) -> "TransformerModelBase":
+        """A fitted model rebuilt from a Lightning checkpoint written while it trained."""
+        return persistence.load_from_checkpoint(cls, checkpoint_path, map_location)
+
+    def load_weights_from_checkpoint(self, checkpoint_path: tp.Union[str, "os.PathLike[str]"]) -> None:
+        """Replace the fitted network's weights by those of a Lightning checkpoint of this model."""
+        self._check_fitted()
+        persistence.load_weights_from_checkpoint(self, checkpoint_path)
+
+    def __getstate__(self) -> tp.Dict[str, tp.Any]:
+        # the trainer and Lightning module of the last fit are not part of the model
+        state = self.__dict__.copy()
+        state.pop("fit_trainer", None)
+        state.pop("lightning_model", None)
+        return state
+
+
+_FITTED_ATTRS = ("net_", "item_id_map_", "train_seed_", "epochs_done_", "optimizer_state_", "history_",
+                 "best_epoch_", "fit_trainer", "lightning_model")
+
+
+def _warn_numeric_item_features(dataset: Dataset) -> None:
+    """The item blocks embed categorical features only: numeric ones are named in a warning."""
+    feats = dataset.item_features
+    if feats is None:
+        return
+    if isinstance(feats, DenseFeatures):
+        numeric = list(feats.names)
+    else:
+        numeric = sorted({str(name[0]) for name, cat in zip(feats.names, feats.cat_columns) if not cat})
+    if numeric:
+        warnings.warn(f"Numeric item features {numeric} are not used: the item blocks embed only the categorical "
+                      "features (cat_item_features of Dataset.construct)", UserWarning, stacklevel=4)
+
+
+def _unique_ids(values: tp.Any) -> np.ndarray:
+    if not isinstance(values, (np.ndarray, pd.Series, pd.Index)):
+        values = list(values)
+    return pd.unique(pd.Series(values))
+
+
+def _drop_negative(indptr: np.ndarray, items: np.ndarray) -> tp.Tuple[np.ndarray, np.ndarray]:
+    keep = items >= 0
+    row_of = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
+    new = np.zeros_like(indptr)
+    np.cumsum(np.bincount(row_of[keep], minlength=len(indptr) - 1), out=new[1:])
+    return new, items[keep]
 
 
 @contextlib.contextmanager
@@ -390,6 +717,7 @@ def _quiet_lightning(verbose: int) -> tp.Iterator[None]:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*does not have many workers.*")
             warnings.filterwarnings("ignore", message=".*GPU available but not used.*")
+            warnings.filterwarnings("ignore", message=".*validation_step` but have no `val_dataloader.*")
             warnings.filterwarnings("ignore", message=".*isinstance.treespec, LeafSpec.*")
             yield
     finally:

@@ -13,6 +13,7 @@ from ..batching import last_windows
 from ..nn.item_net import CatFeaturesItemNet, IdEmbeddingsItemNet, ItemNetBase
 from ..nn.layers import PreLNTransformerLayers, TransformerLayersBase
 from ..nn.transformer import MASK, N_SPECIAL, PAD
+from ..validation import ValMaskFunc
 from .base import TrainerFactory, TransformerModelBase, _check
 
 
@@ -57,6 +58,13 @@ class BERT4RecModel(TransformerModelBase):
         torch_compile: bool = False,
         train_windows: str = "last",
         lr_schedule: str = "constant",
+        similarity: str = "dot",
+        similarity_module_type: tp.Optional[type] = None,
+        similarity_module_kwargs: tp.Optional[tp.Dict[str, tp.Any]] = None,
+        get_val_mask_func: tp.Optional[ValMaskFunc] = None,
+        val_k: int = 10,
+        early_stopping: tp.Optional[str] = None,
+        early_stopping_patience: int = 5,
     ) -> None:
         self._init_params(locals())
 

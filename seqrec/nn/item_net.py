@@ -10,19 +10,42 @@ import typing as tp
 import warnings
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
+from ..batching import take_rows
 from ..dataset import Dataset, SparseFeatures
 
 
 class ItemNetBase(nn.Module):
-    """A block that produces the whole item table ``(n_items, n_factors)``."""
+    """A block that produces the whole item table ``(n_items, n_factors)``.
+
+    A block is built from a dataset at fit time (:meth:`from_dataset`) and rebuilt without data
+    when a model is loaded (:meth:`from_spec`, then the state dict fills its tensors); its spec is
+    JSON-able. :meth:`cold_vectors` embeds items outside the catalog when the block can (from
+    features); blocks that only know ids return None.
+    """
 
     @classmethod
     def from_dataset(cls, dataset: Dataset, n_factors: int) -> tp.Optional["ItemNetBase"]:
         """Build the block for ``dataset``'s catalog, or return None when the data lacks what it needs."""
         raise NotImplementedError
+
+    def get_spec(self) -> tp.Dict[str, tp.Any]:
+        """JSON-able sizes and names that rebuild this block (with :meth:`from_spec`) before its
+        weights are loaded."""
+        raise NotImplementedError
+
+    @classmethod
+    def from_spec(cls, spec: tp.Dict[str, tp.Any], n_factors: int) -> "ItemNetBase":
+        raise NotImplementedError
+
+    def cold_vectors(self, dataset: Dataset, items: np.ndarray
+                     ) -> tp.Optional[tp.Tuple[torch.Tensor, np.ndarray]]:
+        """Vectors ``(len(items), d)`` of ``dataset`` items outside the catalog and a boolean mask of
+        those it could embed, or None when this block cannot embed unknown items."""
+        return None
 
     def forward(self) -> torch.Tensor:  # (n_items, d)
         raise NotImplementedError
@@ -40,20 +63,34 @@ class IdEmbeddingsItemNet(ItemNetBase):
     def from_dataset(cls, dataset: Dataset, n_factors: int) -> "IdEmbeddingsItemNet":
         return cls(dataset.n_items, n_factors)
 
+    def get_spec(self) -> tp.Dict[str, tp.Any]:
+        return {"n_items": self.n_items}
+
+    @classmethod
+    def from_spec(cls, spec: tp.Dict[str, tp.Any], n_factors: int) -> "IdEmbeddingsItemNet":
+        return cls(int(spec["n_items"]), n_factors)
+
     def forward(self) -> torch.Tensor:
         return self.embedding.weight  # (n_items, d)
+
+
+def _json_value(value: tp.Any) -> tp.Any:
+    """A feature value as a JSON scalar (numpy scalars become Python ones)."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 class CatFeaturesItemNet(ItemNetBase):
     """One learned embedding per (feature, value) pair, summed over the pairs of each item.
 
-    An item without categorical features gets a zero vector from this block.
+    An item without categorical features gets a zero vector from this block. Items outside the
+    catalog (cold items of a later dataset) are embedded from their pairs that the block knows.
     """
 
     def __init__(self, n_items: int, n_factors: int, feature_indices: np.ndarray, feature_offsets: np.ndarray,
-                 n_pairs: int) -> None:
+                 n_pairs: int, pair_names: tp.Sequence[tp.Tuple[str, tp.Any]] = ()) -> None:
         super().__init__()
         self.n_items = n_items
+        self.pair_names = [(str(f), _json_value(v)) for f, v in pair_names]  # (n_pairs,) when known
         self.embedding_bag = nn.EmbeddingBag(n_pairs, n_factors, mode="sum")
         # CSR of the item -> (feature, value) pairs, kept with the module so that it moves with it
         self.register_buffer("feature_indices", torch.as_tensor(np.asarray(feature_indices), dtype=torch.long))
@@ -65,7 +102,33 @@ class CatFeaturesItemNet(ItemNetBase):
         if not isinstance(feats, SparseFeatures) or not feats.cat_columns.any():
             return None
         cats = feats.categorical()
-        return cls(dataset.n_items, n_factors, cats.indices, cats.indptr[:-1], cats.n_columns)
+        return cls(dataset.n_items, n_factors, cats.indices, cats.indptr[:-1], cats.n_columns, cats.names)
+
+    def get_spec(self) -> tp.Dict[str, tp.Any]:
+        return {"n_items": self.n_items, "n_pairs": self.embedding_bag.num_embeddings,
+                "nnz": int(self.feature_indices.numel()), "pair_names": [list(p) for p in self.pair_names]}
+
+    @classmethod
+    def from_spec(cls, spec: tp.Dict[str, tp.Any], n_factors: int) -> "CatFeaturesItemNet":
+        n_items, nnz = int(spec["n_items"]), int(spec["nnz"])
+        return cls(n_items, n_factors, np.zeros(nnz, np.int64), np.zeros(n_items, np.int64), int(spec["n_pairs"]),
+                   [tuple(p) for p in spec.get("pair_names", ())])
+
+    def cold_vectors(self, dataset: Dataset, items: np.ndarray
+                     ) -> tp.Optional[tp.Tuple[torch.Tensor, np.ndarray]]:
+        feats = dataset.item_features
+        device = self.feature_indices.device
+        d = self.embedding_bag.embedding_dim
+        if not isinstance(feats, SparseFeatures) or not self.pair_names or not feats.cat_columns.any():
+            return torch.zeros(len(items), d, device=device), np.zeros(len(items), dtype=bool)
+        cats = feats.categorical()
+        known = pd.MultiIndex.from_tuples(self.pair_names)
+        theirs = pd.MultiIndex.from_tuples([(str(f), _json_value(v)) for f, v in cats.names])
+        pair_of = known.get_indexer(theirs).astype(np.int64)  # their column -> our pair (-1: unknown)
+        indptr, pairs = take_rows(cats.indptr, cats.indices, items, pair_of)
+        vectors = self.embedding_bag(torch.as_tensor(pairs, device=device),
+                                     torch.as_tensor(indptr[:-1], device=device))  # (len(items), d)
+        return vectors, np.diff(indptr) > 0
 
     def forward(self) -> torch.Tensor:
         return self.embedding_bag(self.feature_indices, self.feature_offsets)  # (n_items, d)
@@ -97,6 +160,20 @@ class SumItemNet(nn.Module):
                 continue
             blocks.append(block)
         return cls(blocks)
+
+    def cold_vectors(self, dataset: Dataset, items: np.ndarray) -> tp.Tuple[torch.Tensor, np.ndarray]:
+        """Vectors ``(len(items), d)`` of ``dataset`` items outside the catalog: the sum of what the
+        blocks that embed features give, and the mask of items at least one such block embedded."""
+        d = self.blocks[0]().shape[1] if len(items) else 0
+        device = next(self.parameters()).device
+        total = torch.zeros(len(items), d, device=device)
+        ok = np.zeros(len(items), dtype=bool)
+        for block in self.blocks:
+            cold = block.cold_vectors(dataset, items)
+            if cold is not None:
+                total = total + cold[0]
+                ok |= cold[1]
+        return total, ok
 
     def forward(self) -> torch.Tensor:
         table = self.blocks[0]()

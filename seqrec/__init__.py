@@ -2,7 +2,7 @@
 
 from .columns import Columns
 from .dataset import Dataset, IdMap
-from .models import BERT4RecModel, NotFittedError, PopularModel, RandomModel, SASRecModel
+from .models import BERT4RecModel, NotFittedError, PopularModel, RandomModel, SASRecModel, TransformerModelBase
 from .nn.item_net import CatFeaturesItemNet, IdEmbeddingsItemNet, ItemNetBase
 from .nn.layers import PreLNTransformerLayers, SASRecTransformerLayers, TransformerLayersBase
 from .types import AnyIds, AnySequence, ExternalId, ExternalIds, InternalId, InternalIds
@@ -37,6 +37,7 @@ __all__ = [
     "SASRecModel",
     "SASRecTransformerLayers",
     "TransformerLayersBase",
+    "TransformerModelBase",
     "leave_one_out_mask",
     "load_model",
     "model_from_config",

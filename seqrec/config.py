@@ -182,11 +182,17 @@ def _register_builtins() -> None:
         from .nn import layers
     except ImportError:
         return
-    for name in ("PreLNTransformerLayers", "SASRecTransformerLayers", "LiGRLayers"):
+    rectools_paths = {
+        "PreLNTransformerLayers": ("net_blocks", "base"),  # "base": an older path RecTools still imports
+        "SASRecTransformerLayers": ("sasrec",),
+        "LiGRLayers": ("ligr",),
+    }
+    for name, modules in rectools_paths.items():
         obj = getattr(layers, name, None)
         if obj is not None:
             register(obj)
-            register(obj, f"rectools.models.nn.transformers.net_blocks.{name}")
+            for module in modules:
+                register(obj, f"rectools.models.nn.transformers.{module}.{name}")
 
 
 _register_builtins()

@@ -7,6 +7,7 @@ training batch is made from item windows and how a user's history becomes infere
 from __future__ import annotations
 
 import contextlib
+import copy
 import inspect
 import logging
 import os
@@ -58,7 +59,10 @@ class TransformerModelBase:
 
     _ff_multiplier = 1
     _activation = "relu"
-    _preset_prefix = ""  # the model's prefix in seqrec.presets ("sasrec", "bert4rec")
+    _preset_prefix = ""
+    # the names under which the losses are logged (RecTools' attributes)
+    train_loss_name = "train_loss"
+    val_loss_name = "val_loss"  # the model's prefix in seqrec.presets ("sasrec", "bert4rec")
 
     # ----------------------------------------------------------------- parameters
     @classmethod
@@ -236,8 +240,10 @@ class TransformerModelBase:
     def _make_trainer(self, max_epochs: tp.Optional[int] = None, min_epochs: tp.Optional[int] = None) -> tp.Any:
         """The trainer of one fit: ``get_trainer_func()`` or seqrec's default (no logger, no
         checkpoints, progress bar with ``verbose``); ``max_epochs``/``min_epochs`` set for fit_partial."""
-        if self.get_trainer_func is not None:
-            trainer = self.get_trainer_func()
+        template = self.__dict__.get("_trainer")
+        if template is not None or self.get_trainer_func is not None:
+            # RecTools users may also assign a trainer to `_trainer`: each fit trains a copy of it
+            trainer = copy.deepcopy(template) if template is not None else self.get_trainer_func()
             ns = lightning_namespace(trainer)
             if not isinstance(trainer, ns.Trainer):
                 raise TypeError(f"get_trainer_func must return a lightning Trainer (lightning.pytorch.Trainer or "
@@ -300,7 +306,14 @@ class TransformerModelBase:
                f"min_epochs must be a positive integer <= max_epochs ({max_epochs}), got {min_epochs!r}")
         if not hasattr(self, "net_"):
             self._reset()
-        self._train(dataset, self._make_trainer(max_epochs=max_epochs, min_epochs=min_epochs))
+        trainer = self.__dict__.get("fit_trainer")
+        if trainer is not None:
+            # as RecTools: the trainer of the last fit goes on, its epoch count with it
+            trainer.fit_loop.max_epochs = trainer.current_epoch + max_epochs
+            trainer.fit_loop.min_epochs = trainer.current_epoch + min_epochs
+        else:
+            trainer = self._make_trainer(max_epochs=max_epochs, min_epochs=min_epochs)
+        self._train(dataset, trainer)
         return self
 
     def _reset(self) -> None:
@@ -407,6 +420,8 @@ class TransformerModelBase:
                 raise ValueError(f"The training data has {n_catalog} item(s); at least 2 are needed to learn a ranking")
         seed = self.train_seed_
         ns = lightning_namespace(trainer)
+        # epochs trained before this trainer's first: a reused trainer (fit_partial) counts them itself
+        offset = self.epochs_done_ - trainer.current_epoch
         with torch.random.fork_rng(devices=[]), _quiet_lightning(self.verbose):
             torch.manual_seed(seed)
             if fresh:
@@ -424,14 +439,14 @@ class TransformerModelBase:
                 verbose=self.verbose, negative_sampling=self.negative_sampling, item_counts=item_counts,
                 softmax_chunk_size=self.softmax_chunk_size, precision=self.precision,
                 torch_compile=self.torch_compile, lr_schedule=self.lr_schedule, similarity=self._similarity(),
-                val_k=self.val_k, seed=seed, epoch_offset=self.epochs_done_, optimizer_state=self.optimizer_state_,
+                val_k=self.val_k, seed=seed, epoch_offset=offset, optimizer_state=self.optimizer_state_,
                 checkpoint_meta=checkpoint_meta(self, net, item_id_map),
             )
             # "all": windows step back by session_max_len items, the number of targets of a window
             stride = self.session_max_len if self.train_windows == "all" else None
             samples = WindowDataset(train, np.arange(train.n_users), self._train_window(), stride)
             loader = make_dataloader(samples, self.batch_size, shuffle=True, seed=seed,
-                                     num_workers=self.dataloader_num_workers, offset=self.epochs_done_)
+                                     num_workers=self.dataloader_num_workers, offset=offset)
             val_loader = None
             if mask is not None:
                 val = self._validation_samples(dataset, mask, model_of)
@@ -439,11 +454,11 @@ class TransformerModelBase:
                     raise ValueError("get_val_mask_func: no validation target is an item known to the model "
                                      "with a training history before it")
                 val_loader = make_dataloader(val, self.recommend_batch_size, shuffle=False, seed=seed)
-            history = make_history(ns, self.epochs_done_)
+            history = make_history(ns, offset)
             callbacks = [history]
             stopper = None
             if self.early_stopping is not None:
-                stopper = make_best_weights(ns, self.early_stopping, self.early_stopping_patience, self.epochs_done_)
+                stopper = make_best_weights(ns, self.early_stopping, self.early_stopping_patience, offset)
                 callbacks.append(stopper)
             trainer.callbacks.extend(callbacks)
             try:

@@ -374,6 +374,23 @@ def test_validation_targets_never_enter_training():
         SASRecModel(early_stopping="val_ndcg@5")
 
 
+def test_function_kwargs_are_passed(cycle_dataset):
+    seen = {}
+
+    def trainer(max_epochs):
+        import lightning.pytorch as L
+        seen["max_epochs"] = max_epochs
+        return L.Trainer(max_epochs=max_epochs, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False)
+
+    model = small(SASRecModel, get_trainer_func=trainer, get_trainer_func_kwargs={"max_epochs": 1},
+                  get_val_mask_func=leave_one_out_mask, get_val_mask_func_kwargs={"val_users": 7})
+    model.fit(cycle_dataset)
+    assert seen == {"max_epochs": 1} and model.epochs_done_ == 1
+    with pytest.raises(ValueError, match="get_trainer_func_kwargs"):
+        SASRecModel(get_trainer_func_kwargs=[1])
+
+
 def test_leave_one_out_mask_options(cycle_df):
     mask = leave_one_out_mask(cycle_df)
     assert mask.sum() == cycle_df[Columns.User].nunique()
@@ -446,3 +463,16 @@ def test_load_from_checkpoint_and_load_weights(cycle_dataset, tmp_path):
     reco_equal(model.recommend(users, cycle_dataset, k=4, filter_viewed=True),
                rebuilt.recommend(users, cycle_dataset, k=4, filter_viewed=True))
     assert rebuilt.get_params()["n_factors"] == 16 and rebuilt.get_trainer_func is None
+
+
+def test_items_seen_only_by_skipped_users_are_unknown(cycle_df):
+    """As in RecTools: an item only in histories training skipped (users below
+    train_min_user_interactions) is not in the catalog; a user whose only item it is gets nothing."""
+    extra = pd.DataFrame({Columns.User: ["short"], Columns.Item: ["rare"], Columns.Weight: 1.0,
+                          Columns.Datetime: pd.Timestamp("2024-01-01")})
+    ds = Dataset.construct(pd.concat([cycle_df, extra], ignore_index=True))
+    model = small(SASRecModel, epochs=1).fit(ds)
+    assert "rare" not in set(model.item_id_map_.external_ids)
+    with pytest.warns(UserWarning, match="no interactions with items known"):
+        reco = model.recommend(["short", "u1"], ds, k=3, filter_viewed=False, on_unsupported_targets="warn")
+    assert set(reco[Columns.User]) == {"u1"}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import inspect
 import logging
 import os
@@ -172,6 +173,10 @@ class TransformerModelBase:
                    f"similarity={self.similarity!r} contradicts similarity_module_kwargs distance {distance!r}")
         _check(self.get_val_mask_func is None or callable(self.get_val_mask_func),
                "get_val_mask_func must be a callable (interactions DataFrame -> boolean mask), or None")
+        for name in ("get_val_mask_func_kwargs", "get_trainer_func_kwargs"):
+            value = getattr(self, name)
+            _check(value is None or (isinstance(value, dict) and all(isinstance(k, str) for k in value)),
+                   f"{name} must be a dict of keyword arguments or None, got {value!r}")
         _check(_is_int(self.val_k) and self.val_k > 0, f"val_k must be a positive integer, got {self.val_k!r}")
         monitors = ("val_loss", f"val_ndcg@{self.val_k}", f"val_hr@{self.val_k}")
         _check(self.early_stopping is None or self.early_stopping in monitors,
@@ -243,7 +248,8 @@ class TransformerModelBase:
         template = self.__dict__.get("_trainer")
         if template is not None or self.get_trainer_func is not None:
             # RecTools users may also assign a trainer to `_trainer`: each fit trains a copy of it
-            trainer = copy.deepcopy(template) if template is not None else self.get_trainer_func()
+            trainer = (copy.deepcopy(template) if template is not None
+                       else self.get_trainer_func(**(self.get_trainer_func_kwargs or {})))
             ns = lightning_namespace(trainer)
             if not isinstance(trainer, ns.Trainer):
                 raise TypeError(f"get_trainer_func must return a lightning Trainer (lightning.pytorch.Trainer or "
@@ -402,7 +408,8 @@ class TransformerModelBase:
     def _train(self, dataset: Dataset, trainer: tp.Any) -> None:
         mask = None
         if self.get_val_mask_func is not None:
-            mask = validation_mask(dataset, self.get_val_mask_func)
+            mask = validation_mask(dataset, functools.partial(self.get_val_mask_func,
+                                                              **(self.get_val_mask_func_kwargs or {})))
         elif self.early_stopping is not None:
             raise ValueError("early_stopping needs validation targets: pass get_val_mask_func "
                              "(e.g. seqrec.leave_one_out_mask)")

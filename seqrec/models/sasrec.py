@@ -91,6 +91,8 @@ class SASRecModel(TransformerModelBase):
         val_k: int = 10,
         early_stopping: tp.Optional[str] = None,
         early_stopping_patience: int = 5,
+        get_val_mask_func_kwargs: tp.Optional[tp.Dict[str, tp.Any]] = None,
+        get_trainer_func_kwargs: tp.Optional[tp.Dict[str, tp.Any]] = None,
     ) -> None:
         self._init_params(locals())
 

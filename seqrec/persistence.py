@@ -167,6 +167,67 @@ def _archive(model: tp.Any, with_weights: bool, net: tp.Any = None, item_id_map:
     return buf.getvalue()
 
 
+# ----------------------------------------------------------------- baselines (PopularModel, RandomModel)
+def _json_param(value: tp.Any) -> tp.Any:
+    """A baseline's parameter as JSON: times and durations tagged, numpy scalars as Python ones."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (pd.Timestamp, np.datetime64)) or type(value).__name__ == "datetime":
+        return {"__datetime__": pd.Timestamp(value).isoformat()}
+    if isinstance(value, (pd.Timedelta, np.timedelta64)) or type(value).__name__ == "timedelta":
+        return {"__timedelta__": pd.Timedelta(value).isoformat()}
+    if isinstance(value, dict):
+        return {k: _json_param(v) for k, v in value.items()}
+    return value
+
+
+def _param_from_json(value: tp.Any) -> tp.Any:
+    if isinstance(value, dict):
+        if set(value) == {"__datetime__"}:
+            return pd.Timestamp(value["__datetime__"])
+        if set(value) == {"__timedelta__"}:
+            return pd.Timedelta(value["__timedelta__"])
+        return {k: _param_from_json(v) for k, v in value.items()}
+    return value
+
+
+def _baseline_archive(model: tp.Any) -> bytes:
+    fitted = bool(model.is_fitted)
+    meta: tp.Dict[str, tp.Any] = {"format": FORMAT, "format_version": FORMAT_VERSION, "seqrec_version": _version(),
+                                  "class": type(model).__name__, "baseline": True, "fitted": fitted,
+                                  "params": {k: _json_param(v) for k, v in model.get_params().items()},
+                                  "arrays": {}}
+    files: tp.Dict[str, bytes] = {}
+    if fitted:
+        for name, array in model._state_arrays().items():
+            npy, values = _ids_payload(np.asarray(array))
+            meta["arrays"][name] = values
+            if npy is not None:
+                files[f"{name}.npy"] = npy
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
+        zf.writestr(META, json.dumps(meta))
+        for name, data in files.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def _baseline_from_archive(meta: tp.Dict[str, tp.Any], files: tp.Dict[str, bytes], source: str,
+                           expected: tp.Optional[type]) -> tp.Any:
+    from .models import PopularModel, RandomModel
+    classes = {"PopularModel": PopularModel, "RandomModel": RandomModel}
+    if meta.get("class") not in classes:
+        raise ModelFileError(f"{source}: unknown baseline class {meta.get('class')!r}")
+    cls = classes[meta["class"]]
+    if expected is not None and cls is not expected:
+        raise TypeError(f"{source} holds a {cls.__name__}, not a {expected.__name__}")
+    model = cls(**{k: _param_from_json(v) for k, v in meta["params"].items()})
+    if meta.get("fitted"):
+        model._set_state_arrays({name: _ids_from(files.get(f"{name}.npy"), values)
+                                 for name, values in meta["arrays"].items()})
+    return model
+
+
 def _read_archive(data: bytes, source: str) -> tp.Tuple[tp.Dict[str, tp.Any], tp.Dict[str, bytes]]:
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
@@ -247,7 +308,7 @@ def _atomic_write(path: str, data: bytes) -> None:
 
 
 def save_model(model: tp.Any, f: FileLike) -> int:
-    data = _archive(model, with_weights=True)
+    data = _baseline_archive(model) if hasattr(model, "_state_arrays") else _archive(model, with_weights=True)
     if isinstance(f, (str, os.PathLike)):
         _atomic_write(os.fspath(f), data)
     else:
@@ -274,6 +335,8 @@ def load_model(f: FileLike, map_location: tp.Union[str, torch.device, None] = No
     """
     data, source = _read_bytes(f)
     meta, files = _read_archive(data, source)
+    if meta.get("baseline"):
+        return _baseline_from_archive(meta, files, source, expected)
     return _model_from_archive(meta, files, source, expected)
 
 

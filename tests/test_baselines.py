@@ -173,3 +173,23 @@ def test_inputs_not_modified_and_exports():
     RandomModel().fit(ds).recommend(users, ds, k=2, filter_viewed=True)
     np.testing.assert_array_equal(users, copy)
     assert seqrec.models.PopularModel is PopularModel and seqrec.models.RandomModel is RandomModel
+
+
+def test_baselines_save_and_load(tmp_path):
+    from seqrec import load_model
+    df = pd.DataFrame({Columns.User: [1, 1, 2, 2, 3], Columns.Item: ["a", "b", "b", "c", "b"],
+                       Columns.Datetime: pd.to_datetime(["2024-01-01", "2024-01-02", "2024-01-03", "2024-01-04",
+                                                         "2024-01-05"])})
+    ds = Dataset.construct(df)
+    for model in (PopularModel(period=timedelta(days=30)), PopularModel(popularity="n_interactions"),
+                  RandomModel(random_state=3)):
+        model.save(tmp_path / "m")
+        assert type(load_model(tmp_path / "m")).__name__ == type(model).__name__
+        model.fit(ds)
+        model.save(tmp_path / "m")
+        loaded = type(model).load(tmp_path / "m")
+        assert loaded.get_params() == model.get_params()
+        if isinstance(model, RandomModel):
+            model = RandomModel(random_state=3).fit(ds)  # the random stream restarts on load
+        pd.testing.assert_frame_equal(model.recommend([1, 2], ds, k=2, filter_viewed=False),
+                                      loaded.recommend([1, 2], ds, k=2, filter_viewed=False))

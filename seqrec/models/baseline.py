@@ -76,6 +76,18 @@ class BaselineModelBase:
     def __repr__(self) -> str:
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.get_params().items())})"
 
+    def save(self, f: tp.Any) -> int:
+        """Write the model to a path or a binary file object (the format of the transformer models:
+        no code runs on load); returns the bytes written."""
+        from ..persistence import save_model
+        return save_model(self, f)
+
+    @classmethod
+    def load(cls, f: tp.Any) -> "BaselineModelBase":
+        """Read a model written by :meth:`save`; it must be of this class."""
+        from ..persistence import load_model
+        return load_model(f, expected=cls)
+
     @property
     def is_fitted(self) -> bool:
         return getattr(self, "n_fit_items_", None) is not None

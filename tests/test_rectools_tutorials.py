@@ -46,6 +46,7 @@ from seqrec import (
     DistanceSimilarityModule,
     ExternalIds,
     IdEmbeddingsItemNet,
+    PopularModel,
     SASRecModel,
     TransformerModelBase,
     leave_one_out_mask,
@@ -739,3 +740,42 @@ def test_configs_save_load(dataset, test_user, test_item, in_tmp_dir):
 
     # RecTools models pickle
     fitted_same(model, pickle.loads(pickle.dumps(model)), dataset, [test_user])
+
+
+def test_tutorial_cross_validation(dataset):
+    # transformers_tutorial, cells 13-15: a time split, models against popularity, RecTools' metrics
+    from seqrec.metrics import MAP, AvgRecPopularity, CoveredUsers, HitRate, Intersection, Serendipity
+    from seqrec.model_selection import TimeRangeSplitter, cross_validate
+
+    splitter = TimeRangeSplitter(test_size="7D", n_splits=1, filter_already_seen=True)
+    models = {
+        "popular": PopularModel(),
+        "sasrec_softmax_ids_and_cat": SASRecModel(epochs=1, deterministic=True, **TINY),
+        "sasrec_bce_ids_only": SASRecModel(epochs=1, deterministic=True, loss="BCE", n_negatives=50,
+                                           item_net_block_types=(IdEmbeddingsItemNet,), **TINY),
+    }
+    metrics = {
+        "HitRate@10": HitRate(k=10),
+        "MAP@10": MAP(k=10),
+        "Serendipity@10": Serendipity(k=10),
+        "CoveredUsers@10": CoveredUsers(k=10),
+        "AvgRecPopularity@10": AvgRecPopularity(k=10),
+        "Intersection@10": Intersection(k=10),
+    }
+    cv_results = cross_validate(
+        dataset=dataset,
+        splitter=splitter,
+        models=models,
+        metrics=metrics,
+        k=10,
+        filter_viewed=True,
+        ref_models=["popular"],
+        validate_ref_models=True,
+    )
+    assert len(cv_results["splits"]) == 1
+    table = pd.DataFrame(cv_results["metrics"]).set_index("model")
+    assert set(table.index) == set(models)
+    assert table.loc["popular", "Intersection@10_popular"] == pytest.approx(1.0)
+    assert (table["CoveredUsers@10"] > 0).all() and table["HitRate@10"].between(0, 1).all()
+    # the notebook reads the item blocks back from get_params
+    assert "Id" in str(models["sasrec_bce_ids_only"].get_params()["item_net_block_types"])

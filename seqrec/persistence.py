@@ -109,6 +109,15 @@ def _optimizer_from(data: tp.Optional[bytes], groups: tp.Optional[tp.List[tp.Dic
 
 
 # ----------------------------------------------------------------- archive
+def _zip(meta: tp.Dict[str, tp.Any], files: tp.Dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
+        zf.writestr(META, json.dumps(meta))
+        for name, data in files.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
 def _checkpoint_config(model: tp.Any) -> tp.Dict[str, tp.Any]:
     """The config for a checkpoint: functions without an importable name (lambdas, local
     functions) are left out (None), so that a checkpoint can always rebuild the model."""
@@ -159,12 +168,7 @@ def _archive(model: tp.Any, with_weights: bool, net: tp.Any = None, item_id_map:
             meta["optimizer_param_groups"] = groups
             if opt_data is not None:
                 files[OPTIMIZER] = opt_data
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
-        zf.writestr(META, json.dumps(meta))
-        for name, data in files.items():
-            zf.writestr(name, data)
-    return buf.getvalue()
+    return _zip(meta, files)
 
 
 # ----------------------------------------------------------------- baselines (PopularModel, RandomModel)
@@ -204,12 +208,7 @@ def _baseline_archive(model: tp.Any) -> bytes:
             meta["arrays"][name] = values
             if npy is not None:
                 files[f"{name}.npy"] = npy
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
-        zf.writestr(META, json.dumps(meta))
-        for name, data in files.items():
-            zf.writestr(name, data)
-    return buf.getvalue()
+    return _zip(meta, files)
 
 
 def _baseline_from_archive(meta: tp.Dict[str, tp.Any], files: tp.Dict[str, bytes], source: str,

@@ -476,3 +476,10 @@ def test_items_seen_only_by_skipped_users_are_unknown(cycle_df):
     with pytest.warns(UserWarning, match="no interactions with items known"):
         reco = model.recommend(["short", "u1"], ds, k=3, filter_viewed=False, on_unsupported_targets="warn")
     assert set(reco[Columns.User]) == {"u1"}
+
+
+def test_context_is_ignored_with_a_warning(fitted, cycle_dataset):
+    model = fitted[SASRecModel]
+    with pytest.warns(UserWarning, match="does not use context"):
+        reco = model.recommend(["u1"], cycle_dataset, k=2, filter_viewed=False, context=pd.DataFrame())
+    assert len(reco) == 2

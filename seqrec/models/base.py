@@ -519,6 +519,7 @@ class TransformerModelBase:
         items_to_recommend: tp.Optional[tp.Sequence[tp.Hashable]] = None,
         add_rank_col: bool = True,
         on_unsupported_targets: str = "raise",
+        context: tp.Optional[pd.DataFrame] = None,
     ) -> pd.DataFrame:
         """Top-``k`` items for each of ``users`` from their histories in ``dataset``.
 
@@ -530,9 +531,12 @@ class TransformerModelBase:
 
         Returns a DataFrame ``user_id, item_id, score[, rank]`` with external ids, users in the
         order given, items by decreasing score (``rank`` 1..k). A user may get fewer than ``k``
-        rows when fewer candidates remain.
+        rows when fewer candidates remain. ``context`` (request-time data of RecTools' HSTU) is not
+        used by these models: a warning says so.
         """
         self._check_reco_args(dataset, k, on_unsupported_targets, "recommend")
+        if context is not None:
+            warnings.warn(f"{type(self).__name__} does not use context (as in RecTools, it is ignored)", stacklevel=2)
         users_ext = _unique_ids(users)
         user_rows = dataset.user_id_map.to_internal(users_ext, strict=False)
         model_items = self._model_items_of(dataset)

@@ -290,7 +290,9 @@ class TransformerModelBase:
         self._validate_params()
         self._check_dataset(dataset, "fit")
         self._reset()
-        self._train(dataset, self._make_trainer())
+        with _quiet_lightning(self.verbose):
+            trainer = self._make_trainer()
+        self._train(dataset, trainer)
         return self
 
     def fit_partial(self, dataset: Dataset, min_epochs: tp.Optional[int] = None,
@@ -318,7 +320,8 @@ class TransformerModelBase:
             trainer.fit_loop.max_epochs = trainer.current_epoch + max_epochs
             trainer.fit_loop.min_epochs = trainer.current_epoch + min_epochs
         else:
-            trainer = self._make_trainer(max_epochs=max_epochs, min_epochs=min_epochs)
+            with _quiet_lightning(self.verbose):
+                trainer = self._make_trainer(max_epochs=max_epochs, min_epochs=min_epochs)
         self._train(dataset, trainer)
         return self
 

@@ -156,7 +156,7 @@ class SumItemNet(nn.Module):
                         "features: pass item_features_df and cat_item_features to Dataset.construct"
                     )
                 warnings.warn(f"Ignoring {block_type.__name__}: the dataset has no categorical item features",
-                              stacklevel=3)
+                              stacklevel=5)
                 continue
             blocks.append(block)
         return cls(blocks)

@@ -1,5 +1,6 @@
-"""seqrec's own extension points, as the README shows them: a custom item block and a custom
-transformer layer type, trained, saved and loaded (after registering them)."""
+"""seqrec's own extension points, as the README shows them: a custom item block, a custom
+transformer layer type and a custom training objective, trained, saved and loaded (after
+registering them)."""
 
 import typing as tp
 
@@ -100,3 +101,32 @@ def test_custom_layer_type_trains_saves_and_loads(cycle_dataset, tmp_path):
     users = cycle_dataset.user_id_map.external_ids[:10]
     pd.testing.assert_frame_equal(model.recommend(users, cycle_dataset, k=3, filter_viewed=False),
                                   loaded.recommend(users, cycle_dataset, k=3, filter_viewed=False))
+
+
+class LastItemSASRec(SASRecModel):
+    """A custom training objective: SASRec trained on the last position of each window only (the
+    next-item target of the whole history), instead of every position."""
+
+    def _training_batch(self, window: torch.Tensor, n_items: int) -> tp.Tuple[torch.Tensor, torch.Tensor]:
+        tokens, targets = super()._training_batch(window, n_items)  # (B, L), (B, L); -1 = no target
+        last = (targets >= 0).sum(dim=1, keepdim=True) - 1  # (B, 1) the last position with a target
+        keep = torch.arange(targets.shape[1], device=targets.device).unsqueeze(0) == last
+        return tokens, torch.where(keep, targets, -1)
+
+
+def test_custom_training_objective_trains_saves_and_loads(cycle_df, cycle_dataset, tmp_path):
+    from conftest import expected_next
+    model = LastItemSASRec(n_factors=16, n_heads=2, n_blocks=1, session_max_len=10, epochs=40, lr=0.02,
+                           batch_size=32, dropout_rate=0.0, random_state=0, recommend_torch_device="cpu",
+                           item_net_block_types=(IdEmbeddingsItemNet,))
+    window = torch.tensor([[5, 6, 7, 0, 0]])
+    _, targets = model._training_batch(window, 10)
+    assert targets.tolist() == [[-1, 7 - 2, -1, -1]]  # one target: the last item (token 7, catalog id 5)
+    model.fit(cycle_dataset)
+    expected = expected_next(cycle_df)
+    top1 = model.recommend(expected.index, cycle_dataset, k=1, filter_viewed=False).set_index(Columns.User)
+    assert (top1[Columns.Item].reindex(expected.index) == expected).mean() > 0.8
+    seqrec.register(LastItemSASRec)
+    model.save(tmp_path / "m")
+    loaded = seqrec.load_model(tmp_path / "m")
+    assert type(loaded) is LastItemSASRec

@@ -40,6 +40,8 @@ def configs(n_factors: int, n_blocks: int, max_len: int, batch_size: int, n_nega
         {"name": "SASRec softmax", "model": "SASRec", "params": dict(common, loss="softmax")},
         {"name": f"SASRec BCE {n_negatives} neg", "model": "SASRec",
          "params": dict(common, loss="BCE", n_negatives=n_negatives)},
+        # one negative: RecTools' default n_negatives, the cheapest step of all
+        {"name": "SASRec BCE 1 neg", "model": "SASRec", "params": dict(common, loss="BCE", n_negatives=1)},
         {"name": f"SASRec gBCE {n_negatives} neg", "model": "SASRec",
          "params": dict(common, loss="gBCE", n_negatives=n_negatives, gbce_t=0.75)},
         {"name": "BERT4Rec softmax", "model": "BERT4Rec", "params": dict(common, loss="softmax", mask_prob=0.15)},

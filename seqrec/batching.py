@@ -52,6 +52,27 @@ def window_ends(indptr: np.ndarray, rows: np.ndarray, stride: int, min_items: in
     return row_of, indptr[row_of + 1] - j * stride
 
 
+def slice_positions(starts: np.ndarray, lengths: np.ndarray) -> tp.Tuple[np.ndarray, np.ndarray]:
+    """CSR of the flat positions ``starts[i], ..., starts[i] + lengths[i] - 1`` of each slice ``i``:
+    ``(indptr (n + 1,), positions (lengths.sum(),))``."""
+    starts = np.asarray(starts, dtype=np.int64)
+    lengths = np.asarray(lengths, dtype=np.int64)
+    indptr = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=indptr[1:])
+    # start of its slice + rank inside the slice
+    positions = np.repeat(starts, lengths) + (np.arange(int(indptr[-1])) - np.repeat(indptr[:-1], lengths))
+    return indptr, positions
+
+
+def keep_entries(indptr: np.ndarray, values: np.ndarray, keep: np.ndarray) -> tp.Tuple[np.ndarray, np.ndarray]:
+    """The CSR ``(indptr, values)`` with only the entries where ``keep`` is True (rows keep their order)."""
+    n_rows = len(indptr) - 1
+    row_of = np.repeat(np.arange(n_rows), np.diff(indptr))
+    new_indptr = np.zeros(n_rows + 1, dtype=np.int64)
+    np.cumsum(np.bincount(row_of[keep], minlength=n_rows), out=new_indptr[1:])
+    return new_indptr, values[keep]
+
+
 def take_rows(indptr: np.ndarray, values: np.ndarray, rows: np.ndarray,
               value_map: tp.Optional[np.ndarray] = None) -> tp.Tuple[np.ndarray, np.ndarray]:
     """CSR ``(indptr, values)`` of the chosen ``rows``, in their order.
@@ -60,22 +81,12 @@ def take_rows(indptr: np.ndarray, values: np.ndarray, rows: np.ndarray,
     number are dropped (e.g. items the model does not know).
     """
     rows = np.asarray(rows, dtype=np.int64)
-    starts = indptr[rows]
-    lengths = indptr[rows + 1] - starts  # (B,)
-    total = int(lengths.sum())
-    new_indptr = np.zeros(len(rows) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=new_indptr[1:])
-    # flat position of every entry: start of its row + rank inside the row
-    row_of = np.repeat(np.arange(len(rows)), lengths)
-    flat = starts[row_of] + (np.arange(total) - new_indptr[:-1][row_of])
-    out = values[flat]
+    new_indptr, positions = slice_positions(indptr[rows], indptr[rows + 1] - indptr[rows])
+    out = values[positions]
     if value_map is None:
         return new_indptr, out
     out = value_map[out]
-    keep = out >= 0
-    kept_lengths = np.bincount(row_of[keep], minlength=len(rows))
-    np.cumsum(kept_lengths, out=new_indptr[1:])
-    return new_indptr, out[keep]
+    return keep_entries(new_indptr, out, out >= 0)
 
 
 def ranks_in_runs(groups: np.ndarray) -> np.ndarray:

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .batching import slice_positions
 from .columns import Columns
 
 ExternalIds = tp.Union[tp.Sequence[tp.Hashable], np.ndarray, pd.Series, pd.Index]
@@ -169,10 +170,7 @@ def take_feature_rows(features: tp.Optional[Features], rows: np.ndarray,
     rows = np.asarray(rows, dtype=np.int64)
     if isinstance(features, DenseFeatures):
         return DenseFeatures(values=_readonly(features.values[rows]), names=features.names)
-    lengths = features.indptr[rows + 1] - features.indptr[rows]
-    indptr = np.zeros(len(rows) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=indptr[1:])
-    pos = np.repeat(features.indptr[rows], lengths) + (np.arange(int(lengths.sum())) - np.repeat(indptr[:-1], lengths))
+    indptr, pos = slice_positions(features.indptr[rows], features.indptr[rows + 1] - features.indptr[rows])
     indices, names, cat_columns = features.indices[pos], features.names, features.cat_columns
     if drop_unused_columns:
         used = np.zeros(len(names), dtype=bool)

@@ -415,7 +415,7 @@ def test_early_stopping_stops_and_restores_the_best_weights(model_cls, cycle_dat
     # the restored weights give the best validation score again
     from seqrec.validation import validation_mask
     mask = validation_mask(cycle_dataset, leave_one_out_mask)
-    _, _, model_of = model._training_data(cycle_dataset, mask)
+    _, model_of = model._training_data(cycle_dataset, mask)
     val = model._validation_samples(cycle_dataset, mask, model_of)
     module = model.lightning_model
     batch = val.__getitems__(list(range(len(val))))

@@ -21,7 +21,7 @@ import pandas as pd
 import torch
 
 from .. import config, persistence
-from ..batching import ranks_in_runs, take_rows
+from ..batching import keep_entries, ranks_in_runs, slice_positions, take_rows
 from ..columns import Columns
 from ..dataset import Dataset, DenseFeatures, IdMap, Interactions, take_feature_rows
 from ..nn.item_net import ItemNetBase, SumItemNet
@@ -60,10 +60,10 @@ class TransformerModelBase:
 
     _ff_multiplier = 1
     _activation = "relu"
-    _preset_prefix = ""
+    _preset_prefix = ""  # the model's prefix in seqrec.presets ("sasrec", "bert4rec")
     # the names under which the losses are logged (RecTools' attributes)
     train_loss_name = "train_loss"
-    val_loss_name = "val_loss"  # the model's prefix in seqrec.presets ("sasrec", "bert4rec")
+    val_loss_name = "val_loss"
 
     # ----------------------------------------------------------------- parameters
     @classmethod
@@ -219,8 +219,7 @@ class TransformerModelBase:
         (``similarity_module_type=DistanceSimilarityModule, similarity_module_kwargs={"distance": ...}``) says."""
         if self.similarity_module_type is None and not self.similarity_module_kwargs:
             return self.similarity
-        kwargs = dict(self.similarity_module_kwargs or {})
-        return kwargs.get("distance", "dot")
+        return (self.similarity_module_kwargs or {}).get("distance", "dot")
 
     def _build_net(self, dataset: Dataset) -> TransformerNet:
         item_net = SumItemNet.from_dataset(dataset, self.n_factors, tuple(self.item_net_block_types))
@@ -330,10 +329,9 @@ class TransformerModelBase:
             self.__dict__.pop(attr, None)
 
     def _training_data(self, dataset: Dataset, mask: tp.Optional[np.ndarray]
-                       ) -> tp.Tuple[Interactions, np.ndarray, np.ndarray]:
+                       ) -> tp.Tuple[Interactions, np.ndarray]:
         """What training reads: the interactions of the users trained on (validation rows removed),
-        in model item ids; the rows of those users in ``dataset``; and the model item of each
-        dataset item (-1: unknown to the model).
+        in model item ids, and the model item of each dataset item (-1: unknown to the model).
 
         The model's catalog, chosen at the first fit, is the set of items of the training samples
         (with ``train_windows="last"`` each user's last ``_train_window()`` items, as in RecTools):
@@ -342,11 +340,7 @@ class TransformerModelBase:
         inter = dataset.interactions
         indptr, items = inter.indptr, inter.items
         if mask is not None:
-            keep = ~mask
-            row_of = np.repeat(np.arange(inter.n_users), inter.lengths)
-            indptr = np.zeros_like(indptr)
-            np.cumsum(np.bincount(row_of[keep], minlength=inter.n_users), out=indptr[1:])
-            items = items[keep]
+            indptr, items = keep_entries(indptr, items, ~mask)
         lengths = np.diff(indptr)
         min_len = max(self.train_min_user_interactions, 2)
         users = np.flatnonzero(lengths >= min_len)
@@ -355,13 +349,9 @@ class TransformerModelBase:
                              "(train_min_user_interactions): nothing to train on")
         if self.train_windows == "last":
             # only the most recent items of a user are ever read: keep just those
-            width = self._train_window()
-            starts = np.maximum(indptr[users], indptr[users + 1] - width)
-            sub_lengths = indptr[users + 1] - starts
-            sub_indptr = np.zeros(len(users) + 1, dtype=np.int64)
-            np.cumsum(sub_lengths, out=sub_indptr[1:])
-            offsets = np.arange(int(sub_lengths.sum())) - np.repeat(sub_indptr[:-1], sub_lengths)
-            sub_items = items[np.repeat(starts, sub_lengths) + offsets]
+            starts = np.maximum(indptr[users], indptr[users + 1] - self._train_window())
+            sub_indptr, positions = slice_positions(starts, indptr[users + 1] - starts)
+            sub_items = items[positions]
         else:
             sub_indptr, sub_items = take_rows(indptr, items, users)
         if hasattr(self, "item_id_map_"):
@@ -373,11 +363,11 @@ class TransformerModelBase:
         sub_indptr, sub_items = take_rows(sub_indptr, sub_items, np.arange(len(users)), model_of)
         train = Interactions(indptr=sub_indptr, items=sub_items, weights=np.ones(len(sub_items), np.float32),
                              times=np.zeros(len(sub_items), np.int64))
-        return train, users, model_of
+        return train, model_of
 
-    def _catalog_dataset(self, dataset: Dataset, model_of: np.ndarray, train: Interactions) -> Dataset:
-        """``dataset`` seen from the model's catalog: the item blocks are built from it."""
-        catalog = np.flatnonzero(model_of >= 0)[np.argsort(model_of[model_of >= 0])]
+    def _catalog_dataset(self, dataset: Dataset, catalog: np.ndarray, train: Interactions) -> Dataset:
+        """``dataset`` seen from the model's catalog (dataset item ids in model order): the item
+        blocks are built from it."""
         return Dataset(
             user_id_map=IdMap(np.arange(train.n_users)),
             item_id_map=IdMap(dataset.item_id_map.to_external(catalog)),
@@ -390,17 +380,11 @@ class TransformerModelBase:
         inter = dataset.interactions
         rows, target_pos, n_history = split_validation(inter.indptr, mask)
         targets = model_of[inter.items[target_pos]]
-        # the history: the user's training interactions before the target
-        keep_pos = np.flatnonzero(~mask)
-        train_indptr = np.zeros_like(inter.indptr)
-        row_of = np.repeat(np.arange(inter.n_users), inter.lengths)
-        np.cumsum(np.bincount(row_of[~mask], minlength=inter.n_users), out=train_indptr[1:])
-        starts = train_indptr[rows]
-        h_indptr = np.zeros(len(rows) + 1, dtype=np.int64)
-        np.cumsum(n_history, out=h_indptr[1:])
-        offsets = np.arange(int(n_history.sum())) - np.repeat(h_indptr[:-1], n_history)
-        h_items = model_of[inter.items[keep_pos[np.repeat(starts, n_history) + offsets]]]
-        h_indptr, h_items = _drop_negative(h_indptr, h_items)  # items unknown to the model
+        # the history: the user's training interactions before the target, in model item ids
+        train_indptr, train_items = keep_entries(inter.indptr, inter.items, ~mask)
+        h_indptr, positions = slice_positions(train_indptr[rows], n_history)
+        h_items = model_of[train_items[positions]]
+        h_indptr, h_items = keep_entries(h_indptr, h_items, h_items >= 0)  # items unknown to the model
         ok = (targets >= 0) & (np.diff(h_indptr) > 0)  # a known target and a history to predict it from
         if not ok.any():
             return None
@@ -419,7 +403,7 @@ class TransformerModelBase:
         fresh = not hasattr(self, "net_")
         if fresh:
             _warn_numeric_item_features(dataset)
-        train, users, model_of = self._training_data(dataset, mask)
+        train, model_of = self._training_data(dataset, mask)
         if fresh:
             self.train_seed_ = self._new_seed()
             self.epochs_done_ = 0
@@ -435,8 +419,8 @@ class TransformerModelBase:
         with torch.random.fork_rng(devices=[]), _quiet_lightning(self.verbose):
             torch.manual_seed(seed)
             if fresh:
-                net = self._build_net(self._catalog_dataset(dataset, model_of, train))
                 catalog = np.flatnonzero(model_of >= 0)[np.argsort(model_of[model_of >= 0])]
+                net = self._build_net(self._catalog_dataset(dataset, catalog, train))
                 item_id_map = IdMap(dataset.item_id_map.to_external(catalog))
             else:
                 net, item_id_map = self.net_, self.item_id_map_
@@ -634,8 +618,9 @@ class TransformerModelBase:
         known = self._model_items_of(dataset)
         cold = np.flatnonzero(known < 0)  # dataset items the model does not know
         external = self.item_id_map_.external_ids
-        if len(cold):
-            vectors, ok = net.item_net.cold_vectors(dataset, cold)
+        embedded = net.item_net.cold_vectors(dataset, cold) if len(cold) else None
+        if embedded is not None:
+            vectors, ok = embedded
             if ok.any():
                 table = torch.cat([table, vectors[torch.as_tensor(np.flatnonzero(ok), device=table.device)]], dim=0)
                 cold_ids = dataset.item_id_map.to_external(cold[ok])
@@ -721,14 +706,6 @@ def _unique_ids(values: tp.Any) -> np.ndarray:
     if not isinstance(values, (np.ndarray, pd.Series, pd.Index)):
         values = list(values)
     return pd.unique(pd.Series(values))
-
-
-def _drop_negative(indptr: np.ndarray, items: np.ndarray) -> tp.Tuple[np.ndarray, np.ndarray]:
-    keep = items >= 0
-    row_of = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
-    new = np.zeros_like(indptr)
-    np.cumsum(np.bincount(row_of[keep], minlength=len(indptr) - 1), out=new[1:])
-    return new, items[keep]
 
 
 @contextlib.contextmanager

@@ -161,19 +161,19 @@ class SumItemNet(nn.Module):
             blocks.append(block)
         return cls(blocks)
 
-    def cold_vectors(self, dataset: Dataset, items: np.ndarray) -> tp.Tuple[torch.Tensor, np.ndarray]:
+    def cold_vectors(self, dataset: Dataset, items: np.ndarray
+                     ) -> tp.Optional[tp.Tuple[torch.Tensor, np.ndarray]]:
         """Vectors ``(len(items), d)`` of ``dataset`` items outside the catalog: the sum of what the
-        blocks that embed features give, and the mask of items at least one such block embedded."""
-        d = self.blocks[0]().shape[1] if len(items) else 0
-        device = next(self.parameters()).device
-        total = torch.zeros(len(items), d, device=device)
+        blocks that embed features give, and the mask of items at least one such block embedded;
+        None when no block can embed unknown items."""
+        total: tp.Optional[torch.Tensor] = None
         ok = np.zeros(len(items), dtype=bool)
         for block in self.blocks:
             cold = block.cold_vectors(dataset, items)
             if cold is not None:
-                total = total + cold[0]
+                total = cold[0] if total is None else total + cold[0]
                 ok |= cold[1]
-        return total, ok
+        return None if total is None else (total, ok)
 
     def forward(self) -> torch.Tensor:
         table = self.blocks[0]()

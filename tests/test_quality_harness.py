@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from seqrec import Columns, Dataset, SASRecModel, leave_one_out_mask
 from seqrec.nn.item_net import IdEmbeddingsItemNet

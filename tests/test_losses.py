@@ -1,5 +1,6 @@
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -78,3 +79,15 @@ def test_compute_loss_dispatch_and_unknown_name():
         assert torch.isfinite(value) and value.requires_grad
     with pytest.raises(ValueError, match="allowed"):
         compute_loss("hinge", h, W, y, 3, 0.5)
+
+
+@pytest.mark.parametrize("loss", ["softmax", "sampled_softmax", "BCE", "gBCE"])
+def test_bf16_autocast_on_cpu_trains_with_every_loss(loss, cycle_dataset):
+    """precision="bf16" on CPU runs the blocked float32 kernels outside autocast (they used to mix
+    bf16 matmul outputs with float32 buffers and fail)."""
+    from seqrec import IdEmbeddingsItemNet, SASRecModel
+
+    model = SASRecModel(n_factors=16, n_heads=1, n_blocks=1, session_max_len=8, epochs=1, batch_size=32, loss=loss,
+                        n_negatives=4, precision="bf16", deterministic=True,
+                        item_net_block_types=(IdEmbeddingsItemNet,)).fit(cycle_dataset)
+    assert np.isfinite(model.history_["train_loss"]).all()

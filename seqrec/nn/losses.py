@@ -9,6 +9,7 @@ synchronisation that selecting the rows with a target (``h[y >= 0]``) costs.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import typing as tp
@@ -70,6 +71,19 @@ def softmax_chunk_size(n_rows: int, n_items: int, device: torch.device, chunk_si
         return n_items
     chunk_budget = min(free // 16, _CPU_CHUNK_CAP) if cpu else free // 16
     return int(min(n_items, max(256, chunk_budget // row_bytes)))
+
+
+def _outside_autocast(forward: tp.Callable[..., torch.Tensor]) -> tp.Callable[..., torch.Tensor]:
+    """Run an autograd Function's ``forward`` with autocast off: the blocked kernels below compute
+    in float32 and write into float32 buffers, and under ``precision="bf16"`` autocast would turn
+    their matmuls into bf16 and mix the dtypes (``scatter``/``gather`` with ``out=`` refuse that)."""
+
+    @functools.wraps(forward)
+    def wrapped(ctx: tp.Any, h: torch.Tensor, *args: tp.Any) -> torch.Tensor:
+        with torch.autocast(device_type=h.device.type, enabled=False):
+            return forward(ctx, h, *args)
+
+    return wrapped
 
 
 class ChunkedSoftmaxCE(torch.autograd.Function):
@@ -134,6 +148,7 @@ class FusedSoftmaxCE(torch.autograd.Function):
     """
 
     @staticmethod
+    @_outside_autocast
     def forward(ctx: tp.Any, h: torch.Tensor, W: torch.Tensor, y: torch.Tensor, rows: int) -> torch.Tensor:
         N = h.shape[0]
         hf, Wf = h.float(), W.float()
@@ -256,6 +271,7 @@ class BlockedCandidateLogits(torch.autograd.Function):
     """
 
     @staticmethod
+    @_outside_autocast
     def forward(ctx: tp.Any, h: torch.Tensor, W: torch.Tensor, candidates: torch.Tensor, rows: int) -> torch.Tensor:
         hf, Wf = h.float(), W.float()
         N, C = candidates.shape

@@ -45,6 +45,10 @@ def configs(n_factors: int, n_blocks: int, max_len: int, batch_size: int, n_nega
         {"name": f"SASRec gBCE {n_negatives} neg", "model": "SASRec",
          "params": dict(common, loss="gBCE", n_negatives=n_negatives, gbce_t=0.75)},
         {"name": "BERT4Rec softmax", "model": "BERT4Rec", "params": dict(common, loss="softmax", mask_prob=0.15)},
+        # eSASRec: SASRec with LiGR layers and sampled softmax (each library's own LiGRLayers)
+        {"name": f"eSASRec sampled softmax {n_negatives} neg", "model": "SASRec", "layers": "LiGRLayers",
+         "params": dict(common, loss="sampled_softmax", n_negatives=n_negatives)},
+        {"name": "HSTU softmax", "model": "HSTU", "params": dict(common, loss="softmax")},
     ]
 
 
@@ -60,7 +64,7 @@ def cpu_name() -> str:
 
 
 def run_one(lib: str, args: argparse.Namespace, data: str, cfgs: tp.List[dict], out: str) -> dict:
-    python = os.path.join(ROOT, ".venv-rectools/bin/python") if lib == "rectools" else sys.executable
+    python = os.path.join(ROOT, ".venv-rectools/bin/python") if lib.startswith("rectools") else sys.executable
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
     cmd = [python, os.path.join(HERE, "speed_runner.py"), "--lib", lib, "--data", data, "--configs",
            json.dumps(cfgs), "--threads", str(args.threads), "--batches", str(args.batches), "--device",
@@ -83,20 +87,31 @@ def summarise(runs: tp.Dict[str, tp.List[dict]], cfgs: tp.List[dict]) -> tp.List
 
     rows = []
 
-    def add(metric: str, unit: str, get: tp.Callable[[dict], float]) -> None:
-        s = median([get(r) for r in runs["seqrec"]])
-        r = median([get(r) for r in runs["rectools"]])
+    def add(metric: str, unit: str, get: tp.Callable[[dict], float], other: str = "rectools") -> None:
+        try:
+            s = median([get(r) for r in runs["seqrec"]])
+            r = median([get(r) for r in runs[other]])
+        except KeyError:  # a configuration one library lacks
+            return
         rows.append({"metric": metric, "unit": unit, "seqrec": s, "rectools": r, "ratio": r / s if s else None})
 
     add("dataset + sequence preparation", "s", lambda r: r["prep_s"])
     for cfg in cfgs:
         name = cfg["name"]
         add(f"train epoch, {name}", "s", lambda r, n=name: full_epoch(r["configs"][n], r["full_batches"]))
+    if runs.get("rectools-fast"):
+        add("train epoch, SASRec softmax, against RecTools fast_transformers (FlatSASRecNet, plain loop)", "s",
+            lambda r: full_epoch(r["configs"]["SASRec softmax"], r["full_batches"]), other="rectools-fast")
+        add("sequence preparation, against fast_transformers.build_sequences", "s", lambda r: r["prep_s"],
+            other="rectools-fast")
     for i, entry in enumerate(runs["seqrec"][0]["recommend"]):
         add(f"recommend {entry['users']:,} users (k=10, filter_viewed)", "s",
             lambda r, i=i: r["recommend"][i]["seconds"])
     for cfg in cfgs:
         name = cfg["name"]
+        if runs.get("rectools-fast") and name == "SASRec softmax":
+            add("peak RSS, training SASRec softmax, against fast_transformers", "MiB",
+                lambda r: r["configs"]["SASRec softmax"]["peak_rss"] / 2**20, other="rectools-fast")
         add(f"peak RSS, training {name}", "MiB", lambda r, n=name: r["configs"][n]["peak_rss"] / 2**20)
     add("peak RSS, recommend (largest call)", "MiB", lambda r: max(e["peak_rss"] for e in r["recommend"]) / 2**20)
     if "cuda_max_allocated" in runs["seqrec"][0]["configs"][cfgs[0]["name"]]:
@@ -146,6 +161,8 @@ def main() -> None:
                    help="comma-separated user counts to recommend for (the first ones of the dataset's user map; "
                         "0: all); default: all users (the target) and 5,000 (the statement's figure)")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--fast-transformers", action="store_true",
+                   help="also time RecTools' rectools.fast_transformers FlatSASRecNet (SASRec softmax row)")
     p.add_argument("--only", default="", help="comma-separated config names to run (default: all)")
     p.add_argument("--out-dir", default=os.path.join(HERE, "results", "speed"))
     args = p.parse_args()
@@ -162,9 +179,10 @@ def main() -> None:
     lengths = np.bincount(np.load(data)["user_id"])
     full_batches = int(np.ceil((lengths >= 2).sum() / args.batch_size))
 
-    runs: tp.Dict[str, tp.List[dict]] = {"seqrec": [], "rectools": []}
+    libs = ("seqrec", "rectools") + (("rectools-fast",) if args.fast_transformers else ())
+    runs: tp.Dict[str, tp.List[dict]] = {lib: [] for lib in libs}
     for i in range(args.repeats):
-        order = ("seqrec", "rectools") if i % 2 == 0 else ("rectools", "seqrec")
+        order = libs if i % 2 == 0 else libs[::-1]
         print(f"pair {i + 1}/{args.repeats}: {' then '.join(order)}", flush=True)
         for lib in order:
             res = run_one(lib, args, data, cfgs, os.path.join(args.out_dir, f"{lib}_{i}.json"))

@@ -72,9 +72,50 @@ def make_trainer_factory(pl: tp.Any, batches: tp.Optional[int], accelerator: str
     return factory
 
 
+def fast_transformers_epoch(df: tp.Any, cfg: tp.Dict[str, tp.Any], batches: int, device: str) -> tp.Dict[str, tp.Any]:
+    """RecTools' fastest SASRec path, ``rectools.fast_transformers``: ``build_sequences`` (tensor
+    preprocessing), ``FlatSASRecNet`` and a plain PyTorch loop (Adam, full-catalog softmax
+    cross-entropy over the non-padding targets), as its authors time it; one epoch of the same
+    users, sizes and batch as the other rows."""
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+    from rectools.fast_transformers import FlatSASRecNet, SequenceBatchDataset, build_sequences
+    from torch.utils.data import DataLoader
+
+    p = cfg["params"]
+    torch.manual_seed(0)
+    with PeakRSS() as prep_mem:
+        t0 = time.perf_counter()
+        x, y, items, _ = build_sequences(torch.as_tensor(df["user_id"].to_numpy()),
+                                         torch.as_tensor(df["item_id"].to_numpy()),
+                                         torch.as_tensor(df["datetime"].to_numpy().astype("datetime64[ns]").astype(np.int64)), max_len=p["session_max_len"])
+        prep_s = time.perf_counter() - t0
+    net = FlatSASRecNet(len(items), p["n_factors"], p["n_blocks"], p["n_heads"], p["session_max_len"],
+                        p["dropout_rate"]).to(device)
+    opt = torch.optim.Adam(net.parameters(), lr=p["lr"])
+    loader = DataLoader(SequenceBatchDataset(x, y), batch_size=p["batch_size"], shuffle=True)
+    n_batches = 0
+    with PeakRSS() as mem:
+        t0 = time.perf_counter()
+        for batch in loader:
+            batch = {k: v.to(device) for k, v in batch.items()}
+            logits = net(batch)  # (B, L, n_items); item i is column i - 1
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch["y"].reshape(-1) - 1, ignore_index=-1)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            n_batches += 1
+            if batches and n_batches >= batches:
+                break
+        epoch_s = time.perf_counter() - t0
+    return {"epoch_s": epoch_s, "batches": n_batches, "peak_rss": mem.peak, "prep_s": prep_s,
+            "prep_rss": prep_mem.peak}
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--lib", choices=("seqrec", "rectools"), required=True)
+    p.add_argument("--lib", choices=("seqrec", "rectools", "rectools-fast"), required=True)
     p.add_argument("--data", required=True)
     p.add_argument("--configs", required=True, help="JSON list of {name, model, params}")
     p.add_argument("--threads", type=int, required=True)
@@ -93,6 +134,15 @@ def main() -> None:
     from synthetic import load_frame
 
     df = load_frame(a.data)
+    if a.lib == "rectools-fast":  # only the SASRec softmax configuration has a fast_transformers twin
+        cfg = next(c for c in json.loads(a.configs) if c["name"] == "SASRec softmax")
+        entry = fast_transformers_epoch(df, cfg, a.batches, a.device)
+        result = {"lib": a.lib, "threads": torch.get_num_threads(), "prep_s": entry.pop("prep_s"),
+                  "prep_rss": entry.pop("prep_rss"), "configs": {cfg["name"]: entry}}
+        print(a.lib, cfg["name"], json.dumps(entry), flush=True)
+        with open(a.out, "w") as f:
+            json.dump(result, f, indent=1)
+        return
     if a.lib == "seqrec":
         sys.path.insert(0, os.path.dirname(HERE))
         import lightning as pl
@@ -104,6 +154,20 @@ def main() -> None:
         from rectools.models import BERT4RecModel, SASRecModel
         from rectools.models.nn.item_net import IdEmbeddingsItemNet
     classes = {"SASRec": SASRecModel, "BERT4Rec": BERT4RecModel}
+    layer_types: tp.Dict[str, tp.Any] = {}
+    if a.lib == "seqrec":
+        import seqrec
+
+        if hasattr(seqrec, "HSTUModel"):
+            classes["HSTU"] = seqrec.HSTUModel
+        if hasattr(seqrec, "LiGRLayers"):
+            layer_types["LiGRLayers"] = seqrec.LiGRLayers
+    else:
+        from rectools.models import HSTUModel
+        from rectools.models.nn.transformers.ligr import LiGRLayers
+
+        classes["HSTU"] = HSTUModel
+        layer_types["LiGRLayers"] = LiGRLayers
     factory = make_trainer_factory(pl, a.batches or None, "gpu" if cuda else "cpu")
     configs = json.loads(a.configs)
     result: tp.Dict[str, tp.Any] = {"lib": a.lib, "threads": torch.get_num_threads(), "configs": {}}
@@ -111,6 +175,8 @@ def main() -> None:
     def build(cfg: tp.Dict[str, tp.Any]) -> tp.Any:
         torch.manual_seed(0)  # RecTools has no random_state; seqrec gets the same seed as one
         extra = {"random_state": 0} if a.lib == "seqrec" else {}
+        if cfg.get("layers"):
+            extra["transformer_layers_type"] = layer_types[cfg["layers"]]
         return classes[cfg["model"]](**cfg["params"], epochs=1, item_net_block_types=(IdEmbeddingsItemNet,),
                                      get_trainer_func=factory, recommend_torch_device=a.device, **extra)
 
@@ -132,6 +198,9 @@ def main() -> None:
     # ---- one training epoch per configuration
     fitted = None
     for cfg in configs:
+        if cfg["model"] not in classes or (cfg.get("layers") and cfg["layers"] not in layer_types):
+            print(a.lib, cfg["name"], "not available in this version: skipped", flush=True)
+            continue
         model = build(cfg)
         EPOCH.clear()
         if cuda:

@@ -5,7 +5,11 @@
 # convergence with its test NDCG@10), RecTools 0.19 side by side when its wheels are in .whl/.
 #
 #   benchmarks/gpu.sh --smoke            # every step, tiny, on CPU (CI runs this)
-#   benchmarks/gpu.sh                    # on the GPU machine, with ML-1M in .data/ml-1m/ml-1m.txt
+#   benchmarks/gpu.sh                    # on the GPU machine, with ML-1M in .data/ml-1m/
+#
+# The data does not travel with the checkout: copy ML-1M (ml-1m.txt and items.csv, see the data
+# README) into the git-ignored .data/ml-1m/ and carry .data; for RecTools, fetch its wheels into .whl/
+# and carry that too.
 #
 # Results: gpu_results.json / gpu_results.md and the logs in $OUT (default benchmarks/results/gpu).
 set -uo pipefail

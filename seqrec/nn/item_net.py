@@ -171,8 +171,9 @@ class DenseFeaturesItemNet(ItemNetBase):
         if n_features == 0:
             raise ValueError("DenseFeaturesItemNet needs at least one feature column")
         self.proj = nn.Linear(n_features, n_factors, bias=False)
-        table = torch.zeros(n_items, n_features) if values is None else torch.as_tensor(
-            np.asarray(values, dtype=np.float32)).clone()
+        # a copy: the dataset's arrays are read-only, and the block owns its data
+        table = torch.zeros(n_items, n_features) if values is None else torch.from_numpy(
+            np.array(values, dtype=np.float32, copy=True))
         if table.shape != (n_items, n_features):
             raise ValueError(f"DenseFeaturesItemNet: values of shape {tuple(table.shape)}, expected "
                              f"({n_items}, {n_features})")

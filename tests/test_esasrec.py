@@ -191,7 +191,7 @@ def test_rectools_esasrec_code_runs_with_only_the_imports_changed(cycle_df):
     #   from rectools.models.nn.item_net import IdEmbeddingsItemNet
     #   from rectools.models.nn.transformers.ligr import LiGRLayers
     from seqrec import Columns, Dataset, IdEmbeddingsItemNet, SASRecModel  # noqa: F811
-    from seqrec.nn.layers import LiGRLayers  # noqa: F811
+    from seqrec.nn.layers import LiGRLayers
 
     dataset = Dataset.construct(cycle_df)
     model = SASRecModel(

@@ -3,8 +3,8 @@
 from .columns import Columns
 from .dataset import Dataset, IdMap
 from .models import BERT4RecModel, NotFittedError, PopularModel, RandomModel, SASRecModel, TransformerModelBase
-from .nn.item_net import CatFeaturesItemNet, IdEmbeddingsItemNet, ItemNetBase
-from .nn.layers import PreLNTransformerLayers, SASRecTransformerLayers, TransformerLayersBase
+from .nn.item_net import CatFeaturesItemNet, DenseFeaturesItemNet, IdEmbeddingsItemNet, ItemNetBase
+from .nn.layers import LiGRLayers, PreLNTransformerLayers, SASRecTransformerLayers, TransformerLayersBase
 from .types import AnyIds, AnySequence, ExternalId, ExternalIds, InternalId, InternalIds
 from .config import model_from_config, model_from_params
 from .persistence import ModelFileError, load_model
@@ -21,6 +21,7 @@ __all__ = [
     "CatFeaturesItemNet",
     "Columns",
     "Dataset",
+    "DenseFeaturesItemNet",
     "DistanceSimilarityModule",
     "ExternalId",
     "ExternalIds",
@@ -29,6 +30,7 @@ __all__ = [
     "InternalId",
     "InternalIds",
     "ItemNetBase",
+    "LiGRLayers",
     "ModelFileError",
     "NotFittedError",
     "PopularModel",

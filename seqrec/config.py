@@ -27,7 +27,6 @@ _RECTOOLS_INTERNAL_KEYS = (
     "data_preparator_type", "item_net_constructor_type", "pos_encoding_type", "lightning_module_type",
     "negative_sampler_type", "backbone_type", "data_preparator_kwargs", "item_net_constructor_kwargs",
     "pos_encoding_kwargs", "lightning_module_kwargs", "negative_sampler_kwargs", "backbone_kwargs",
-    "transformer_layers_kwargs",
 )
 _RECTOOLS_DEFAULTS = {
     "data_preparator_type": ("rectools.models.nn.transformers.sasrec.SASRecDataPreparator",
@@ -165,10 +164,11 @@ def model_from_params(params: tp.Dict[str, tp.Any], sep: str = ".") -> tp.Any:
 
 def _register_builtins() -> None:
     """seqrec's own classes and functions, and RecTools' names for the equivalent ones."""
-    from .nn.item_net import CatFeaturesItemNet, IdEmbeddingsItemNet
+    from .nn.item_net import CatFeaturesItemNet, DenseFeaturesItemNet, IdEmbeddingsItemNet
     from .ranking import DistanceSimilarityModule
     from .validation import leave_one_out_mask
-    for obj in (IdEmbeddingsItemNet, CatFeaturesItemNet, DistanceSimilarityModule, leave_one_out_mask):
+    for obj in (IdEmbeddingsItemNet, CatFeaturesItemNet, DenseFeaturesItemNet, DistanceSimilarityModule,
+                leave_one_out_mask):
         register(obj)
     aliases = {
         "rectools.models.nn.item_net.IdEmbeddingsItemNet": IdEmbeddingsItemNet,
@@ -190,7 +190,9 @@ def _register_builtins() -> None:
     for name, modules in rectools_paths.items():
         obj = getattr(layers, name, None)
         if obj is not None:
-            register(obj)
+            # the package name first (the one configs are written with), then the file's
+            register(obj, f"seqrec.nn.layers.{name}")
+            register(obj, f"{obj.__module__}.{obj.__qualname__}")
             for module in modules:
                 register(obj, f"rectools.models.nn.transformers.{module}.{name}")
 

@@ -296,10 +296,16 @@ def _make_dense_features(df: tp.Any, id_map: IdMap, what: str) -> DenseFeatures:
     rows = id_map.to_internal(df[Columns.Id], strict=False)
     known = rows >= 0
     names = tuple(c for c in df.columns if c != Columns.Id)
-    try:
-        values = df.loc[known, list(names)].to_numpy(dtype=np.float32)
-    except (ValueError, TypeError) as e:
-        raise ValueError(f"{what}: dense features must be numeric: {e}") from None
+    for name in names:  # each column checked, so that the error names it
+        col = df[name]
+        if not pd.api.types.is_numeric_dtype(col):  # bools count as 0 and 1
+            raise ValueError(f"{what}: dense feature column {name!r} must be numeric, got dtype {col.dtype}")
+        finite = np.isfinite(col.to_numpy(dtype=np.float64))
+        if not finite.all():
+            first = df.index[~finite][0]
+            raise ValueError(f"{what}: dense feature column {name!r} has {int((~finite).sum())} missing or "
+                             f"infinite value(s), first at index {first!r}")
+    values = df.loc[known, list(names)].to_numpy(dtype=np.float32)
     if np.unique(rows[known]).size != int(known.sum()):
         raise ValueError(f"{what}: dense features need one row per '{Columns.Id}', found duplicated ids")
     out = np.zeros((id_map.size, len(names)), dtype=np.float32)

@@ -24,7 +24,7 @@ from .. import config, persistence
 from ..batching import keep_entries, ranks_in_runs, slice_positions, take_rows
 from ..columns import Columns
 from ..dataset import Dataset, DenseFeatures, IdMap, Interactions, take_feature_rows
-from ..nn.item_net import ItemNetBase, SumItemNet
+from ..nn.item_net import DenseFeaturesItemNet, ItemNetBase, SumItemNet
 from ..nn.losses import LOSSES, NEGATIVE_SAMPLING
 from ..nn.layers import check_layers_type
 from ..nn.transformer import TransformerNet
@@ -154,6 +154,7 @@ class TransformerModelBase:
                    f"item_net_block_types: {block!r} is not an item block; allowed: IdEmbeddingsItemNet, "
                    "CatFeaturesItemNet or another ItemNetBase subclass")
         check_layers_type(self.transformer_layers_type)
+        self.transformer_layers_type.check_options(self.transformer_layers_kwargs)
         _check(self.random_state is None or _is_int(self.random_state),
                f"random_state must be an integer or None, got {self.random_state!r}")
         _check(self.get_trainer_func is None or callable(self.get_trainer_func),
@@ -239,6 +240,7 @@ class TransformerModelBase:
             ff_multiplier=self._ff_multiplier,
             activation=self._activation,
             layers_type=self.transformer_layers_type,
+            layers_options=self.transformer_layers_kwargs,
         )
 
     def _make_trainer(self, max_epochs: tp.Optional[int] = None, min_epochs: tp.Optional[int] = None) -> tp.Any:
@@ -401,7 +403,9 @@ class TransformerModelBase:
             raise ValueError("early_stopping needs validation targets: pass get_val_mask_func "
                              "(e.g. seqrec.leave_one_out_mask)")
         fresh = not hasattr(self, "net_")
-        if fresh:
+        dense_used = (isinstance(dataset.item_features, DenseFeatures)
+                      and any(issubclass(b, DenseFeaturesItemNet) for b in self.item_net_block_types))
+        if fresh and not dense_used:
             _warn_numeric_item_features(dataset)
         train, model_of = self._training_data(dataset, mask)
         if fresh:
@@ -571,8 +575,8 @@ class TransformerModelBase:
         Items the model knows are scored from its item table. Items of ``dataset`` it does not
         know (cold items: in the item features only, or seen only where training never looked)
         get vectors from their categorical features when the model has ``CatFeaturesItemNet``
-        and the features have (feature, value) pairs it learned; such items can be targets and
-        candidates. Other targets are unsupported: "raise", "warn" (dropped) or "ignore".
+        and the features have (feature, value) pairs it learned, or from their dense features
+        when it has ``DenseFeaturesItemNet``; such items can be targets and candidates. Other targets are unsupported: "raise", "warn" (dropped) or "ignore".
         ``filter_itself`` removes the target from its own list; ``items_to_recommend`` restricts
         the candidates.
 
@@ -589,7 +593,7 @@ class TransformerModelBase:
             rows = row_of(targets_ext)
             if (rows < 0).any():
                 self._handle_unsupported(targets_ext[rows < 0], "target item(s) are unknown to the model and have no "
-                                         "categorical features it can embed", on_unsupported_targets)
+                                         "features it can embed", on_unsupported_targets)
                 targets_ext, rows = targets_ext[rows >= 0], rows[rows >= 0]
             candidates = None
             if items_to_recommend is not None:
@@ -689,7 +693,8 @@ _FITTED_ATTRS = ("net_", "item_id_map_", "train_seed_", "epochs_done_", "optimiz
 
 
 def _warn_numeric_item_features(dataset: Dataset) -> None:
-    """The item blocks embed categorical features only: numeric ones are named in a warning."""
+    """Without DenseFeaturesItemNet the item blocks embed categorical features only: numeric ones
+    are named in a warning."""
     feats = dataset.item_features
     if feats is None:
         return
@@ -699,7 +704,8 @@ def _warn_numeric_item_features(dataset: Dataset) -> None:
         numeric = sorted({str(name[0]) for name, cat in zip(feats.names, feats.cat_columns) if not cat})
     if numeric:
         warnings.warn(f"Numeric item features {numeric} are not used: the item blocks embed only the categorical "
-                      "features (cat_item_features of Dataset.construct)", UserWarning, stacklevel=4)
+                      "features (cat_item_features of Dataset.construct); add DenseFeaturesItemNet to "
+                      "item_net_block_types for dense numeric features", UserWarning, stacklevel=4)
 
 
 def _unique_ids(values: tp.Any) -> np.ndarray:

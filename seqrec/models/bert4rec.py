@@ -67,6 +67,7 @@ class BERT4RecModel(TransformerModelBase):
         early_stopping_patience: int = 5,
         get_val_mask_func_kwargs: tp.Optional[tp.Dict[str, tp.Any]] = None,
         get_trainer_func_kwargs: tp.Optional[tp.Dict[str, tp.Any]] = None,
+        transformer_layers_kwargs: tp.Optional[tp.Dict[str, tp.Any]] = None,
     ) -> None:
         self._init_params(locals())
 

@@ -50,6 +50,10 @@ class SASRecModel(TransformerModelBase):
     lr_schedule : "constant" (Adam at ``lr`` throughout, as in RecTools) or "cosine" (decays per
         step from ``lr`` to 0 over the trainer's planned epochs, ``epochs`` unless a custom trainer
         says otherwise; with early stopping the run may end before the decay does).
+    transformer_layers_type, transformer_layers_kwargs : the layer stack (``PreLNTransformerLayers``,
+        ``SASRecTransformerLayers``, ``LiGRLayers`` or a ``TransformerLayersBase`` subclass) and a dict
+        of its options (those in its ``options``, e.g. ``{"ff_multiplier": 2}`` for ``LiGRLayers``;
+        RecTools' ``ff_factors_multiplier``/``ff_activation`` accepted); unknown keys are errors.
     """
 
     def __init__(
@@ -93,6 +97,7 @@ class SASRecModel(TransformerModelBase):
         early_stopping_patience: int = 5,
         get_val_mask_func_kwargs: tp.Optional[tp.Dict[str, tp.Any]] = None,
         get_trainer_func_kwargs: tp.Optional[tp.Dict[str, tp.Any]] = None,
+        transformer_layers_kwargs: tp.Optional[tp.Dict[str, tp.Any]] = None,
     ) -> None:
         self._init_params(locals())
 

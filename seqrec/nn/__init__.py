@@ -1,7 +1,7 @@
 """Neural building blocks: item tables, the transformer encoder and the losses."""
 
-from .item_net import CatFeaturesItemNet, IdEmbeddingsItemNet, ItemNetBase, SumItemNet
+from .item_net import CatFeaturesItemNet, DenseFeaturesItemNet, IdEmbeddingsItemNet, ItemNetBase, SumItemNet
 from .transformer import MASK, N_SPECIAL, PAD, TransformerNet
 
-__all__ = ["CatFeaturesItemNet", "IdEmbeddingsItemNet", "ItemNetBase", "SumItemNet", "TransformerNet",
-           "PAD", "MASK", "N_SPECIAL"]
+__all__ = ["CatFeaturesItemNet", "DenseFeaturesItemNet", "IdEmbeddingsItemNet", "ItemNetBase", "SumItemNet",
+           "TransformerNet", "PAD", "MASK", "N_SPECIAL"]

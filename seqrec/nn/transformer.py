@@ -31,8 +31,11 @@ class TransformerNet(nn.Module):
     """Item table + positional embeddings + a transformer layer stack; maps tokens to sequence vectors.
 
     ``layers_type`` is the stack (:mod:`seqrec.nn.layers`), built as ``layers_type(n_blocks,
-    n_factors, n_heads, dropout, ff_multiplier, activation)``. It can be built, run and tested
-    without any trainer: ``net.encode(tokens, net.item_table())``.
+    n_factors, n_heads, dropout, ff_multiplier, activation, **other_options)``; ``layers_options``
+    (a model's ``transformer_layers_kwargs``) sets the type's options, the others keep its defaults
+    (``ff_multiplier`` and ``activation`` default to the arguments of the same names unless the
+    type has its own). It can be built, run and tested without any trainer:
+    ``net.encode(tokens, net.item_table())``.
     """
 
     def __init__(
@@ -49,6 +52,7 @@ class TransformerNet(nn.Module):
         ff_multiplier: int = 1,
         activation: str = "relu",
         layers_type: tp.Type[TransformerLayersBase] = PreLNTransformerLayers,
+        layers_options: tp.Optional[tp.Mapping[str, tp.Any]] = None,
     ) -> None:
         super().__init__()
         self.item_net = item_net
@@ -60,7 +64,9 @@ class TransformerNet(nn.Module):
         self.special = nn.Parameter(torch.zeros(N_SPECIAL, n_factors))
         self.pos_emb = nn.Embedding(max_len, n_factors) if use_pos_emb else None
         self.emb_drop = nn.Dropout(dropout)
-        self.layers = layers_type(n_blocks, n_factors, n_heads, dropout, ff_multiplier, activation)
+        options = layers_type.layer_arguments(layers_options, ff_multiplier, activation)
+        ff_multiplier, activation = options.pop("ff_multiplier"), options.pop("activation")
+        self.layers = layers_type(n_blocks, n_factors, n_heads, dropout, ff_multiplier, activation, **options)
         self.reset_parameters()
 
     @property
@@ -69,13 +75,25 @@ class TransformerNet(nn.Module):
         return getattr(self.layers, "blocks", ())
 
     def reset_parameters(self) -> None:
-        # Xavier-normal on every matrix (embeddings included), as in the SASRec reference code;
-        # LayerNorms stay at identity and biases at zero.
+        """Xavier-normal on every matrix (embeddings included), as in the SASRec reference code;
+        LayerNorms stay at identity and biases at zero.
+
+        Two kinds of tensors are left alone: frozen parameters (``requires_grad=False``: fixed
+        data such as pretrained vectors) and those of a submodule whose ``initialises_itself`` is
+        True, whose own ``reset_parameters()`` is called instead. Buffers are never touched.
+        """
+        own = [(prefix, m) for prefix, m in self.named_modules()
+               if prefix and getattr(m, "initialises_itself", False)]
+        skip = tuple(prefix + "." for prefix, _ in own)
         for name, p in self.named_parameters():
+            if not p.requires_grad or name.startswith(skip):
+                continue
             if p.dim() > 1:
                 nn.init.xavier_normal_(p)
             elif name.endswith("bias"):
                 nn.init.zeros_(p)
+        for _, module in own:
+            module.reset_parameters()
 
     def item_table(self) -> torch.Tensor:
         """Embeddings of all catalog items, ``(n_items, d)``."""
@@ -121,7 +139,7 @@ class TransformerNet(nn.Module):
         In eval mode it computes less for the same result: the trailing padding columns that no
         sequence uses are cut (when padding cannot influence real positions: causal attention or
         a key padding mask), and the layer stack's ``forward_last`` computes only the one query
-        position per sequence in its last block (both stacks of :mod:`seqrec.nn.layers`; a stack
+        position per sequence in its last block (every stack of :mod:`seqrec.nn.layers`; a stack
         without that shortcut falls back to its full forward).
         """
         if self.training:

@@ -1,21 +1,14 @@
-"""Transformer layer stacks: the seam between the embeddings and the scored sequence vectors.
+"""What every transformer layer type shares: the base class and its options, multi-head
+self-attention, the point-wise feed-forward and the block stack with the inference fast path.
 
 A layer stack maps input vectors ``(B, L, d)`` (token + position, dropout, zero at padding) to
 the sequence vectors ``(B, L, d)`` that are scored against the item table, final normalisation
-included. Two stacks come with seqrec, under RecTools' names:
-
-- :class:`PreLNTransformerLayers`: the standard pre-LayerNorm block (``x + attn(LN(x))``, then
-  ``x + ff(LN(x))``, dropout on both residual branches) and a final LayerNorm.
-- :class:`SASRecTransformerLayers`: the block of the original SASRec code (Kang & McAuley, 2018):
-  the query comes from the LayerNorm of the input, keys and values from the raw input, the
-  attention output is added to the normalised query; then a LayerNorm, and the point-wise
-  feed-forward added to its own (normalised) input; a final LayerNorm.
-
-Every stack is built from ``(n_blocks, n_factors, n_heads, dropout, ff_multiplier, activation)``
-and implements ``forward(x, attn_mask, is_causal)``. ``forward_last(x, pos, attn_mask, is_causal,
-keys)`` returns the output at one position per sequence; the base class computes it from the
-full ``forward`` (correct for any stack), the two stacks here compute only that position in their
-last block (the inference fast path of :meth:`TransformerNet.last_vectors`).
+included. Every stack is built as ``layers_type(n_blocks, n_factors, n_heads, dropout,
+ff_multiplier, activation, **other_options)`` and implements ``forward(x, attn_mask, is_causal)``.
+``forward_last(x, pos, attn_mask, is_causal, keys)`` returns the output at one position per
+sequence; the base class computes it from the full ``forward`` (correct for any stack), the
+built-in stacks compute only that position in their last block (the inference fast path of
+:meth:`TransformerNet.last_vectors`).
 """
 
 from __future__ import annotations
@@ -27,6 +20,9 @@ import torch.nn.functional as F
 from torch import nn
 
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU}
+
+# RecTools' names of the shared options (its ``transformer_layers_kwargs`` keys) -> seqrec's
+RECTOOLS_OPTION_NAMES = {"ff_factors_multiplier": "ff_multiplier", "ff_activation": "activation"}
 
 
 def _rows(x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
@@ -83,31 +79,85 @@ class SelfAttention(nn.Module):
         return self.out(y.reshape(B, D))
 
 
-def feed_forward(n_factors: int, ff_multiplier: int, activation: str, dropout: float) -> nn.Sequential:
+def feed_forward(n_factors: int, ff_multiplier: int, activation: str, dropout: float,
+                 bias: bool = True) -> nn.Sequential:
     """Point-wise feed-forward ``d -> ff_multiplier * d -> d`` with dropout after the activation."""
     if activation not in ACTIVATIONS:
         raise ValueError(f"Unknown activation {activation!r}; allowed: {tuple(ACTIVATIONS)}")
     return nn.Sequential(
-        nn.Linear(n_factors, ff_multiplier * n_factors),
+        nn.Linear(n_factors, ff_multiplier * n_factors, bias=bias),
         ACTIVATIONS[activation](),
         nn.Dropout(dropout),
-        nn.Linear(ff_multiplier * n_factors, n_factors),
+        nn.Linear(ff_multiplier * n_factors, n_factors, bias=bias),
     )
+
+
+def _check_option(name: str, value: tp.Any, default: tp.Any, activations: tp.Sequence[str]) -> None:
+    if name == "ff_multiplier":
+        ok = isinstance(value, int) and not isinstance(value, bool) and value > 0
+        if not ok:
+            raise ValueError(f"transformer_layers_kwargs: ff_multiplier must be a positive integer, got {value!r}")
+    elif name == "activation":
+        if value not in activations:
+            raise ValueError(f"transformer_layers_kwargs: unknown activation {value!r}; allowed: {tuple(activations)}")
+    elif isinstance(default, bool) and not isinstance(value, bool):
+        raise ValueError(f"transformer_layers_kwargs: {name} must be True or False, got {value!r}")
 
 
 class TransformerLayersBase(nn.Module):
     """A stack of transformer blocks with its final normalisation: ``(B, L, d) -> (B, L, d)``.
 
     Subclasses take ``(n_blocks, n_factors, n_heads, dropout, ff_multiplier, activation)`` and
-    implement :meth:`forward`. :meth:`forward_last` may be overridden with a cheaper computation of
-    one position per sequence; the default runs the full stack and picks the rows.
+    their other :attr:`options` as keyword arguments, and implement :meth:`forward`.
+    :meth:`forward_last` may be overridden with a cheaper computation of one position per
+    sequence; the default runs the full stack and picks the rows.
     """
+
+    #: The options a model's ``transformer_layers_kwargs`` may set, with their defaults. None
+    #: stands for the model's own feed-forward (SASRec: 1 and "relu", BERT4Rec: 4 and "gelu").
+    #: A subclass with more options lists them here and takes them as keyword arguments.
+    options: tp.ClassVar[tp.Dict[str, tp.Any]] = {"ff_multiplier": None, "activation": None}
+    #: The feed-forward activations the ``activation`` option accepts.
+    activations: tp.ClassVar[tp.Tuple[str, ...]] = tuple(ACTIVATIONS)
 
     def __init__(self, n_blocks: int, n_factors: int, n_heads: int, dropout: float, ff_multiplier: int = 1,
                  activation: str = "relu") -> None:
         super().__init__()
         self.n_blocks = n_blocks
         self.n_factors = n_factors
+
+    @classmethod
+    def check_options(cls, options: tp.Optional[tp.Mapping[str, tp.Any]]) -> tp.Dict[str, tp.Any]:
+        """The options given in ``options`` (a model's ``transformer_layers_kwargs``) under seqrec's
+        names (RecTools' ``ff_factors_multiplier`` and ``ff_activation`` translated); ValueError
+        naming an unknown key or a bad value."""
+        if options is None:
+            return {}
+        if not isinstance(options, tp.Mapping):
+            raise ValueError(f"transformer_layers_kwargs must be a dict of {cls.__name__}'s options or None, "
+                             f"got {options!r}")
+        allowed = list(cls.options) + [k for k, v in RECTOOLS_OPTION_NAMES.items() if v in cls.options]
+        out: tp.Dict[str, tp.Any] = {}
+        for key, value in options.items():
+            if key not in allowed:
+                raise ValueError(f"transformer_layers_kwargs: unknown option {key!r} for {cls.__name__}; "
+                                 f"allowed: {allowed}")
+            name = RECTOOLS_OPTION_NAMES.get(key, key)
+            if name in out:
+                raise ValueError(f"transformer_layers_kwargs: {key!r} and {name!r} name the same option; give one")
+            _check_option(name, value, cls.options[name], cls.activations)
+            out[name] = value
+        return out
+
+    @classmethod
+    def layer_arguments(cls, options: tp.Optional[tp.Mapping[str, tp.Any]], ff_multiplier: int,
+                        activation: str) -> tp.Dict[str, tp.Any]:
+        """Every option's value: the given ones, else the type's defaults, else (None defaults) the
+        model's ``ff_multiplier`` and ``activation``."""
+        model_values = {"ff_multiplier": ff_multiplier, "activation": activation}
+        values = {k: (model_values.get(k) if v is None else v) for k, v in cls.options.items()}
+        values.update(cls.check_options(options))
+        return values
 
     def forward(self, x: torch.Tensor, attn_mask: tp.Optional[torch.Tensor], is_causal: bool) -> torch.Tensor:
         """Sequence vectors ``(B, L, d)`` of the input vectors ``x`` ``(B, L, d)``; ``attn_mask``
@@ -129,7 +179,7 @@ class _BlockStack(TransformerLayersBase):
     output at one position), then ``ln_out``."""
 
     blocks: nn.ModuleList
-    ln_out: nn.LayerNorm
+    ln_out: nn.Module
 
     def forward(self, x: torch.Tensor, attn_mask: tp.Optional[torch.Tensor], is_causal: bool) -> torch.Tensor:
         for block in self.blocks:
@@ -145,79 +195,9 @@ class _BlockStack(TransformerLayersBase):
         return self.ln_out(self.blocks[-1].forward_one(x, pos, keys))
 
 
-class PreLNBlock(nn.Module):
-    """Pre-LayerNorm block: ``x + drop(attn(LN(x)))``, then ``x + drop(ff(LN(x)))``."""
-
-    def __init__(self, n_factors: int, n_heads: int, dropout: float, ff_multiplier: int, activation: str) -> None:
-        super().__init__()
-        self.ln_attn = nn.LayerNorm(n_factors)
-        self.attn = SelfAttention(n_factors, n_heads, dropout)
-        self.ln_ff = nn.LayerNorm(n_factors)
-        self.ff = feed_forward(n_factors, ff_multiplier, activation, dropout)
-        self.drop = nn.Dropout(dropout)
-
-    def forward(self, x: torch.Tensor, attn_mask: tp.Optional[torch.Tensor], is_causal: bool) -> torch.Tensor:
-        x = x + self.drop(self.attn(self.ln_attn(x), attn_mask, is_causal))
-        return x + self.drop(self.ff(self.ln_ff(x)))
-
-    def forward_one(self, x: torch.Tensor, pos: torch.Tensor, keys: tp.Optional[torch.Tensor]) -> torch.Tensor:
-        """Output ``(B, D)`` of the block at position ``pos[b]`` only (inference: no dropout)."""
-        h = self.ln_attn(x)
-        y = _rows(x, pos) + self.attn.forward_one(_rows(h, pos), h, keys)
-        return y + self.ff(self.ln_ff(y))
-
-
-class PreLNTransformerLayers(_BlockStack):
-    """Standard pre-LayerNorm blocks and a final LayerNorm (BERT4Rec's default in seqrec and RecTools)."""
-
-    def __init__(self, n_blocks: int, n_factors: int, n_heads: int, dropout: float, ff_multiplier: int = 1,
-                 activation: str = "relu") -> None:
-        super().__init__(n_blocks, n_factors, n_heads, dropout, ff_multiplier, activation)
-        self.blocks = nn.ModuleList(PreLNBlock(n_factors, n_heads, dropout, ff_multiplier, activation)
-                                    for _ in range(n_blocks))
-        self.ln_out = nn.LayerNorm(n_factors)
-
-
-class SASRecBlock(nn.Module):
-    """The original SASRec block: ``q = LN(x)``, ``y = q + attn(q; keys and values from x)``,
-    ``z = LN(y)``, output ``z + drop(ff(z))``."""
-
-    def __init__(self, n_factors: int, n_heads: int, dropout: float, ff_multiplier: int, activation: str) -> None:
-        super().__init__()
-        self.ln_attn = nn.LayerNorm(n_factors)
-        self.attn = SelfAttention(n_factors, n_heads, dropout)
-        self.ln_ff = nn.LayerNorm(n_factors)
-        self.ff = feed_forward(n_factors, ff_multiplier, activation, dropout)
-        self.drop = nn.Dropout(dropout)
-
-    def forward(self, x: torch.Tensor, attn_mask: tp.Optional[torch.Tensor], is_causal: bool) -> torch.Tensor:
-        q = self.ln_attn(x)
-        z = self.ln_ff(q + self.attn(q, attn_mask, is_causal, kv=x))
-        return z + self.drop(self.ff(z))
-
-    def forward_one(self, x: torch.Tensor, pos: torch.Tensor, keys: tp.Optional[torch.Tensor]) -> torch.Tensor:
-        """Output ``(B, D)`` of the block at position ``pos[b]`` only (inference: no dropout)."""
-        q = self.ln_attn(_rows(x, pos))
-        z = self.ln_ff(q + self.attn.forward_one(q, x, keys))
-        return z + self.ff(z)
-
-
-class SASRecTransformerLayers(_BlockStack):
-    """Blocks of the original SASRec code and a final LayerNorm (SASRec's default in RecTools)."""
-
-    def __init__(self, n_blocks: int, n_factors: int, n_heads: int, dropout: float, ff_multiplier: int = 1,
-                 activation: str = "relu") -> None:
-        super().__init__(n_blocks, n_factors, n_heads, dropout, ff_multiplier, activation)
-        self.blocks = nn.ModuleList(SASRecBlock(n_factors, n_heads, dropout, ff_multiplier, activation)
-                                    for _ in range(n_blocks))
-        self.ln_out = nn.LayerNorm(n_factors, eps=1e-8)
-
-
-LAYER_TYPES: tp.Tuple[tp.Type[TransformerLayersBase], ...] = (PreLNTransformerLayers, SASRecTransformerLayers)
-
-
 def check_layers_type(value: tp.Any, name: str = "transformer_layers_type") -> None:
     """ValueError unless ``value`` is a subclass of :class:`TransformerLayersBase`."""
     if not (isinstance(value, type) and issubclass(value, TransformerLayersBase)):
+        from . import LAYER_TYPES
         allowed = ", ".join(t.__name__ for t in LAYER_TYPES)
         raise ValueError(f"{name} must be a TransformerLayersBase subclass ({allowed} or your own), got {value!r}")

@@ -46,7 +46,7 @@ def dataset_of_rows(dataset: Dataset, rows: np.ndarray, keep_features_for_remove
     old_users, new_user = new_ids(users, dataset.n_users, dataset.user_features is not None)
     old_items, new_item = new_ids(items, dataset.n_items, dataset.item_features is not None)
     interactions = build_interactions(new_user[users], new_item[items], len(old_users), inter.weights[rows],
-                                      inter.times[rows], inter.times_are_datetimes)
+                                      inter.times[rows], inter.times_are_datetimes, inter.times_are_row_order)
     return Dataset(
         user_id_map=IdMap(dataset.user_id_map.to_external(old_users)),
         item_id_map=IdMap(dataset.item_id_map.to_external(old_items)),

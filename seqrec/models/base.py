@@ -225,8 +225,9 @@ class TransformerModelBase:
         raise NotImplementedError
 
     def _logits_t(self) -> float:
-        """Training logits are divided by this (RecTools' ``logits_t``; HSTU's ``lightning_module_kwargs``)."""
-        return 1.0
+        """Training logits are divided by this: RecTools' ``lightning_module_kwargs={"logits_t": t}``
+        for a model that takes that parameter (HSTU), else 1."""
+        return float((getattr(self, "lightning_module_kwargs", None) or {}).get("logits_t", 1.0))
 
     @property
     def require_recommend_context(self) -> bool:

@@ -157,9 +157,6 @@ class HSTUModel(TransformerModelBase):
             layers_type=self.transformer_layers_type,
         )
 
-    def _logits_t(self) -> float:
-        return float((self.lightning_module_kwargs or {}).get("logits_t", 1.0))
-
     # ----------------------------------------------------------------- the objective (SASRec's)
     def _train_window(self) -> int:
         # L inputs and their L next items
@@ -262,13 +259,15 @@ def get_context(df: pd.DataFrame) -> pd.DataFrame:
     """Each user's earliest row of ``df`` (by ``datetime``, ties by row order) without the item column:
     the ``context`` of ``recommend`` from, e.g., the test interactions (RecTools' ``get_context``).
 
-    ``datetime`` is converted to datetimes and a missing ``weight`` column is added (1.0), as
-    RecTools does. ``df`` is not modified.
+    ``datetime`` is converted to datetimes (numbers stay numbers: seqrec reads numeric times as
+    seconds) and a missing ``weight`` column is added (1.0), as RecTools does. ``df`` is not modified.
     """
     check_columns(df, "get_context: df", [Columns.User, Columns.Datetime])
     out = df.copy()
     if Columns.Weight not in out.columns:
         out[Columns.Weight] = 1.0
-    out[Columns.Datetime] = pd.to_datetime(out[Columns.Datetime])
+    col = out[Columns.Datetime]
+    if not pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
+        out[Columns.Datetime] = pd.to_datetime(col)
     earliest = out.sort_values(Columns.Datetime, kind="stable").drop_duplicates(Columns.User, keep="first")
     return earliest.drop(columns=[Columns.Item], errors="ignore")

@@ -127,7 +127,7 @@ class _PointwiseAttention(torch.autograd.Function):
             dq[:, h] = torch.matmul(ds.to(q.dtype), k[:, h])
             dk[:, h] = torch.matmul(ds.to(k.dtype).transpose(1, 2), q[:, h])
             if need_bias:
-                dbias += ds
+                dbias += ds if dbias.shape[0] == ds.shape[0] else ds.sum(dim=0, keepdim=True)  # pos only: (1, L, L)
         d_pos = d_time = None
         if need_bias and pos_bias is not None and ctx.needs_input_grad[3]:
             d_pos = dbias.sum(dim=0).to(pos_bias.dtype)  # (L, L)

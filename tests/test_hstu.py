@@ -41,7 +41,7 @@ def hstu_no_time(cycle_dataset):
 
 
 def _history(model, dataset, users):
-    """Tokens (B, L) and times (B, L + 1) of users' histories asked at their last interaction, as recommend builds them."""
+    """Tokens (B, L) and times (B, L + 1) of users' histories asked at their last interaction (recommend's default)."""
     inter = dataset.interactions
     rows = dataset.user_id_map.to_internal(users)
     indptr = np.r_[0, np.cumsum(inter.lengths[rows])]

@@ -271,7 +271,8 @@ class STULayers(TransformerLayersBase):
 
     def forward_last(self, x: torch.Tensor, valid: torch.Tensor, pos: torch.Tensor,  # type: ignore[override]
                      is_causal: bool, buckets: tp.Optional[torch.Tensor] = None) -> torch.Tensor:
-        """``forward(x, valid, is_causal, buckets)[b, pos[b]]``, ``(B, d)``, computing only that query in the last block."""
+        """``forward(x, valid, is_causal, buckets)[b, pos[b]]``, ``(B, d)``: the last block computes
+        only that query."""
         if len(self.blocks) == 0:
             return x[torch.arange(len(x), device=x.device), pos]
         for block in self.blocks[:-1]:

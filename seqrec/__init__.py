@@ -1,8 +1,10 @@
-"""seqrec: sequential recommendation with transformers (SASRec, BERT4Rec) on pandas data."""
+"""seqrec: sequential recommendation with transformers (SASRec, BERT4Rec, HSTU) on pandas data."""
 
 from .columns import Columns
 from .dataset import Dataset, IdMap
-from .models import BERT4RecModel, NotFittedError, PopularModel, RandomModel, SASRecModel, TransformerModelBase
+from .models import (BERT4RecModel, HSTUModel, NotFittedError, PopularModel, RandomModel, SASRecModel,
+                     TransformerModelBase, get_context)
+from .nn.hstu import STULayers
 from .nn.item_net import CatFeaturesItemNet, DenseFeaturesItemNet, IdEmbeddingsItemNet, ItemNetBase
 from .nn.layers import LiGRLayers, PreLNTransformerLayers, SASRecTransformerLayers, TransformerLayersBase
 from .types import AnyIds, AnySequence, ExternalId, ExternalIds, InternalId, InternalIds
@@ -25,6 +27,7 @@ __all__ = [
     "DistanceSimilarityModule",
     "ExternalId",
     "ExternalIds",
+    "HSTUModel",
     "IdEmbeddingsItemNet",
     "IdMap",
     "InternalId",
@@ -38,8 +41,10 @@ __all__ = [
     "RandomModel",
     "SASRecModel",
     "SASRecTransformerLayers",
+    "STULayers",
     "TransformerLayersBase",
     "TransformerModelBase",
+    "get_context",
     "leave_one_out_mask",
     "load_model",
     "model_from_config",

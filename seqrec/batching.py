@@ -97,3 +97,13 @@ def ranks_in_runs(groups: np.ndarray) -> np.ndarray:
         return np.zeros(0, dtype=np.int64)
     starts = np.r_[True, groups[1:] != groups[:-1]]
     return np.arange(n) - np.maximum.accumulate(np.where(starts, np.arange(n), 0)) + 1
+
+
+def history_times(indptr: np.ndarray, times: np.ndarray, query_times: np.ndarray, width: int) -> np.ndarray:
+    """Times ``(B, width + 1)`` of the last ``width`` entries of each row, right-padded with 0, with the
+    row's ``query_times`` entry right after its last one: the time layout of HSTU's inputs."""
+    rows = np.arange(len(indptr) - 1)
+    out = np.zeros((len(rows), width + 1), dtype=np.int64)
+    out[:, :width] = last_windows(indptr, times, rows, width, 0, 0)
+    out[rows, np.minimum(np.diff(indptr), width)] = query_times
+    return out

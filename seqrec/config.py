@@ -40,8 +40,8 @@ _RECTOOLS_DEFAULTS = {
 
 
 def _model_classes() -> tp.Dict[str, type]:
-    from .models import BERT4RecModel, SASRecModel
-    return {"SASRecModel": SASRecModel, "BERT4RecModel": BERT4RecModel}
+    from .models import BERT4RecModel, HSTUModel, SASRecModel
+    return {"SASRecModel": SASRecModel, "BERT4RecModel": BERT4RecModel, "HSTUModel": HSTUModel}
 
 
 def _cls_name(cls: type) -> str:
@@ -178,6 +178,9 @@ def _register_builtins() -> None:
     }
     for name, obj in aliases.items():
         register(obj, name)
+    from .nn.hstu import STULayers  # HSTU's layer stack
+    register(STULayers)
+    register(STULayers, "rectools.models.nn.transformers.hstu.STULayers")
     try:  # the layer types, where this version has them
         from .nn import layers
     except ImportError:

@@ -101,6 +101,7 @@ class Interactions:
     weights: np.ndarray  # (nnz,) float32
     times: np.ndarray  # (nnz,) int64 (datetime64[ns] as integers, or row order if no datetime)
     times_are_datetimes: bool = False  # whether ``times`` hold datetime64[ns] values
+    times_are_row_order: bool = False  # no datetime column: ``times`` are row positions, not real times
 
     @property
     def n_users(self) -> int:
@@ -237,7 +238,8 @@ def _user_time_order(user_codes: np.ndarray, times: np.ndarray, n_users: int) ->
 
 
 def build_interactions(user_codes: np.ndarray, item_codes: np.ndarray, n_users: int,
-                       weights: np.ndarray, times: np.ndarray, times_are_datetimes: bool = False) -> Interactions:
+                       weights: np.ndarray, times: np.ndarray, times_are_datetimes: bool = False,
+                       times_are_row_order: bool = False) -> Interactions:
     """Group rows by user and sort each user's rows by time (stable)."""
     order = _user_time_order(np.asarray(user_codes, dtype=np.int64), np.asarray(times, dtype=np.int64), n_users)
     counts = np.bincount(user_codes, minlength=n_users)
@@ -249,6 +251,7 @@ def build_interactions(user_codes: np.ndarray, item_codes: np.ndarray, n_users: 
         weights=_readonly(weights[order].astype(np.float32, copy=False)),
         times=_readonly(times[order]),
         times_are_datetimes=times_are_datetimes,
+        times_are_row_order=times_are_row_order,
     )
 
 
@@ -384,7 +387,8 @@ class Dataset:
             user_map = user_map.add_ids(user_features_df[Columns.Id].dropna())
         if item_features_df is not None and Columns.Id in getattr(item_features_df, "columns", ()):
             item_map = item_map.add_ids(item_features_df[Columns.Id].dropna())
-        inter = build_interactions(user_codes, item_codes, user_map.size, weights, times, are_datetimes)
+        inter = build_interactions(user_codes, item_codes, user_map.size, weights, times, are_datetimes,
+                                   times_are_row_order=Columns.Datetime not in interactions_df.columns)
 
         def features(df: tp.Optional[pd.DataFrame], id_map: IdMap, cats: tp.Iterable[str], dense: bool,
                      what: str) -> tp.Optional[Features]:

@@ -19,6 +19,8 @@ from .batching import take_rows
 SIMILARITIES = ("dot", "cosine")
 # histories (CSR, model item ids) -> right-padded tokens (B, L)
 TokensFn = tp.Callable[[np.ndarray, np.ndarray], np.ndarray]
+# rows of a batch (into the histories' CSR) -> further inputs of last_vectors after the item table
+ExtrasFn = tp.Callable[[np.ndarray], tp.Tuple[np.ndarray, ...]]
 Triplet = tp.Tuple[np.ndarray, np.ndarray, np.ndarray]  # (query row, item id, score)
 
 
@@ -96,10 +98,12 @@ def _empty() -> Triplet:
 @torch.no_grad()
 def rank_users(net: torch.nn.Module, tokens_fn: TokensFn, indptr: np.ndarray, items: np.ndarray, k: int,
                filter_viewed: bool, candidates: tp.Optional[np.ndarray], device: torch.device, batch_size: int,
-               similarity: str = "dot") -> Triplet:
+               similarity: str = "dot", extras_fn: tp.Optional[ExtrasFn] = None) -> Triplet:
     """Top-``k`` items of ``net`` (already on ``device``) for histories in CSR form (model item ids).
 
-    Returns the row in ``indptr``, the model item id and the score of each recommendation.
+    ``extras_fn`` gives the further inputs of ``net.last_vectors`` for the rows of a batch (HSTU's
+    times); None: tokens only. Returns the row in ``indptr``, the model item id and the score of
+    each recommendation.
     """
     n_users = len(indptr) - 1
     cands = Candidates(net.n_items, candidates, device)
@@ -118,7 +122,8 @@ def rank_users(net: torch.nn.Module, tokens_fn: TokensFn, indptr: np.ndarray, it
         rows = by_length[start:start + batch_size]
         b_indptr, b_items = take_rows(indptr, items, rows)
         tokens = torch.from_numpy(tokens_fn(b_indptr, b_items)).to(device)
-        user_vecs = similarity_vectors(net.last_vectors(tokens, table), similarity)  # (B, d)
+        extras = [] if extras_fn is None else [torch.from_numpy(e).to(device) for e in extras_fn(rows)]
+        user_vecs = similarity_vectors(net.last_vectors(tokens, table, *extras), similarity)  # (B, d)
         scores = user_vecs @ cand_table.T  # (B, C)
         if filter_viewed:
             seen_rows, seen_items = np.repeat(np.arange(len(rows)), np.diff(b_indptr)), b_items

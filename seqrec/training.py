@@ -27,8 +27,9 @@ from .nn.losses import Popularity, compute_loss
 from .nn.transformer import N_SPECIAL, PAD, TransformerNet
 from .ranking import similarity_vectors
 
-# model-specific step: right-padded item windows (B, W), n_items -> input tokens (B, L), targets (B, L) (-1 = none)
-TrainingBatchFn = tp.Callable[[torch.Tensor, int], tp.Tuple[torch.Tensor, torch.Tensor]]
+# model-specific step: right-padded item windows (B, W) (with their times (B, W) for a model that reads times),
+# n_items -> input tokens (B, L), targets (B, L) (-1 = none), then any further inputs of the network's encode
+TrainingBatchFn = tp.Callable[[tp.Any, int], tp.Tuple[torch.Tensor, ...]]
 
 
 class WindowDataset(TorchDataset):
@@ -37,12 +38,16 @@ class WindowDataset(TorchDataset):
     With ``stride=None`` a sample is a user's most recent ``width`` items (one per user). With a
     ``stride``, each user's whole history is cut into windows ending ``stride`` items apart (see
     :func:`~seqrec.batching.window_ends`), so that older interactions are trained on too.
+
+    A batch is the item windows ``(B, width)``; with ``with_times`` it is the pair (item windows,
+    time windows ``(B, width)`` of ``interactions.times``, 0 at padding), cut by the same indexing.
     """
 
     def __init__(self, interactions: Interactions, users: np.ndarray, width: int,
-                 stride: tp.Optional[int] = None) -> None:
+                 stride: tp.Optional[int] = None, with_times: bool = False) -> None:
         self.indptr = interactions.indptr
         self.items = interactions.items
+        self.times = interactions.times if with_times else None
         self.width = width
         users = np.asarray(users, dtype=np.int64)
         if stride is None:
@@ -53,13 +58,17 @@ class WindowDataset(TorchDataset):
     def __len__(self) -> int:
         return len(self.rows)
 
-    def __getitems__(self, indices: tp.List[int]) -> torch.Tensor:
+    def __getitems__(self, indices: tp.List[int]) -> tp.Union[torch.Tensor, tp.Tuple[torch.Tensor, torch.Tensor]]:
         idx = np.asarray(indices, dtype=np.int64)
-        rows = self.rows[idx]
-        return torch.from_numpy(windows(self.items, self.indptr[rows], self.ends[idx], self.width, N_SPECIAL, PAD))
+        starts, ends = self.indptr[self.rows[idx]], self.ends[idx]
+        items = torch.from_numpy(windows(self.items, starts, ends, self.width, N_SPECIAL, PAD))  # (B, W)
+        if self.times is None:
+            return items
+        return items, torch.from_numpy(windows(self.times, starts, ends, self.width, 0, 0))  # (B, W), (B, W)
 
-    def __getitem__(self, index: int) -> torch.Tensor:
-        return self.__getitems__([index])[0]
+    def __getitem__(self, index: int) -> tp.Union[torch.Tensor, tp.Tuple[torch.Tensor, torch.Tensor]]:
+        batch = self.__getitems__([index])
+        return batch[0] if self.times is None else (batch[0][0], batch[1][0])
 
 
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -122,12 +131,14 @@ def make_dataloader(dataset: TorchDataset, batch_size: int, shuffle: bool, seed:
 
 class ValidationSamples(TorchDataset):
     """One validation sample per user: inference tokens ``(L,)`` of the history, the target (model
-    item id) and the history's items (filtered from the ranking); batches come as dicts of tensors."""
+    item id) and the history's items (filtered from the ranking); batches come as dicts of tensors.
+    ``extras`` are further network inputs, one row per sample (HSTU: the times ``(L + 1,)``)."""
 
     def __init__(self, tokens: np.ndarray, targets: np.ndarray, seen_indptr: np.ndarray,
-                 seen_items: np.ndarray) -> None:
+                 seen_items: np.ndarray, extras: tp.Sequence[np.ndarray] = ()) -> None:
         self.tokens, self.targets = tokens, targets
         self.seen_indptr, self.seen_items = seen_indptr, seen_items
+        self.extras = tuple(extras)
 
     def __len__(self) -> int:
         return len(self.targets)
@@ -138,11 +149,14 @@ class ValidationSamples(TorchDataset):
         lengths = np.diff(indptr)
         seen = np.full((len(idx), max(1, int(lengths.max()) if len(idx) else 1)), -1, dtype=np.int64)
         seen[np.repeat(np.arange(len(idx)), lengths), np.arange(len(items)) - np.repeat(indptr[:-1], lengths)] = items
-        return {"tokens": torch.from_numpy(self.tokens[idx]), "target": torch.from_numpy(self.targets[idx]),
-                "seen": torch.from_numpy(seen)}
+        batch = {"tokens": torch.from_numpy(self.tokens[idx]), "target": torch.from_numpy(self.targets[idx]),
+                 "seen": torch.from_numpy(seen)}
+        if self.extras:
+            batch["extras"] = [torch.from_numpy(e[idx]) for e in self.extras]
+        return batch
 
-    def __getitem__(self, index: int) -> tp.Dict[str, torch.Tensor]:
-        return {k: v[0] for k, v in self.__getitems__([index]).items()}
+    def __getitem__(self, index: int) -> tp.Dict[str, tp.Any]:
+        return {k: ([e[0] for e in v] if k == "extras" else v[0]) for k, v in self.__getitems__([index]).items()}
 
 
 # ----------------------------------------------------------------- the Lightning module
@@ -156,7 +170,7 @@ class _ModuleCore:
                  precision: str = "fp32", torch_compile: bool = False, lr_schedule: str = "constant",
                  similarity: str = "dot", val_k: int = 10, seed: int = 0, epoch_offset: int = 0,
                  optimizer_state: tp.Optional[tp.Dict[str, tp.Any]] = None,
-                 checkpoint_meta: tp.Optional[bytes] = None) -> None:
+                 checkpoint_meta: tp.Optional[bytes] = None, logits_t: float = 1.0) -> None:
         super().__init__()
         self.net = net
         self.training_batch = training_batch
@@ -176,6 +190,7 @@ class _ModuleCore:
         self.optimizer_state = optimizer_state
         self.checkpoint_meta = checkpoint_meta  # what rebuilds the estimator from a checkpoint
         self.epochs_run = 0
+        self.logits_t = logits_t  # logits / logits_t in every loss (RecTools' HSTU tutorial: 0.05 with cosine)
         # the compiled function shares the network's parameters; the network itself stays plain
         self.encode = torch.compile(net.encode) if torch_compile else net.encode
         if loss == "sampled_softmax" and negative_sampling == "popularity":
@@ -190,6 +205,8 @@ class _ModuleCore:
 
     def _loss(self, h: torch.Tensor, table: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         h, table = similarity_vectors(h, self.similarity), similarity_vectors(table, self.similarity)
+        if self.logits_t != 1.0:
+            h = h / self.logits_t  # scales every logit h . item
         popularity = None if self.pop_cdf is None else Popularity(self.pop_cdf, self.pop_log_q)
         return compute_loss(self.loss, h, table, y, self.n_negatives, self.gbce_t,
                             negative_sampling=self.negative_sampling, popularity=popularity,
@@ -200,12 +217,13 @@ class _ModuleCore:
         # pieces trains exactly as one fit
         torch.manual_seed(epoch_seed(self.seed, self.epoch_offset + self.current_epoch))
 
-    def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
-        tokens, targets = self.training_batch(batch, self.net.n_items)  # (B, L), (B, L)
+    def training_step(self, batch: tp.Any, batch_idx: int) -> torch.Tensor:
+        # extra: further inputs of encode after the item table (HSTU: times (B, L + 1)); none for the others
+        tokens, targets, *extra = self.training_batch(batch, self.net.n_items)  # (B, L), (B, L)
         bf16 = use_bf16(self.precision, tokens.device)
         with torch.autocast(device_type=tokens.device.type, dtype=torch.bfloat16, enabled=bf16):
             table = self.net.item_table()  # (n_items, d)
-            h = self.encode(tokens, table)  # (B, L, d)
+            h = self.encode(tokens, table, *extra)  # (B, L, d)
             if tokens.device.type == "cpu":
                 # on CPU, selecting the rows with a target costs no synchronisation and saves the
                 # loss the padding rows
@@ -216,13 +234,13 @@ class _ModuleCore:
                 # rows: every position goes to the loss, padding marked by y = -1
                 h, y = h.reshape(-1, h.shape[-1]), targets.reshape(-1)
             loss = self._loss(h, table, y)
-        self.log("train_loss", loss, prog_bar=True, on_step=False, on_epoch=True, batch_size=len(batch))
+        self.log("train_loss", loss, prog_bar=True, on_step=False, on_epoch=True, batch_size=len(tokens))
         return loss
 
     def validation_step(self, batch: tp.Dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         tokens, target, seen = batch["tokens"], batch["target"], batch["seen"]  # (B, L), (B,), (B, S)
         table = self.net.item_table()  # (n_items, d)
-        h = self.net.last_vectors(tokens, table)  # (B, d)
+        h = self.net.last_vectors(tokens, table, *batch.get("extras", ()))  # (B, d)
         # the loss's random draws (negatives) are seeded per batch, and do not move the training RNG
         with torch.random.fork_rng(devices=[h.device] if h.device.type == "cuda" else []):
             torch.manual_seed(epoch_seed(self.seed, batch_idx))

@@ -10,6 +10,7 @@ import pandas as pd
 from ..columns import Columns
 from ..dataset import Dataset, IdMap, build_interactions, take_feature_rows
 from ..metrics import calc_metrics
+from ..models.hstu import get_context
 from ..types import ExternalIds
 from .splitters import Splitter
 
@@ -46,7 +47,7 @@ def dataset_of_rows(dataset: Dataset, rows: np.ndarray, keep_features_for_remove
     old_users, new_user = new_ids(users, dataset.n_users, dataset.user_features is not None)
     old_items, new_item = new_ids(items, dataset.n_items, dataset.item_features is not None)
     interactions = build_interactions(new_user[users], new_item[items], len(old_users), inter.weights[rows],
-                                      inter.times[rows], inter.times_are_datetimes)
+                                      inter.times[rows], inter.times_are_datetimes, inter.times_are_row_order)
     return Dataset(
         user_id_map=IdMap(dataset.user_id_map.to_external(old_users)),
         item_id_map=IdMap(dataset.item_id_map.to_external(old_items)),
@@ -118,9 +119,11 @@ def cross_validate(
 
         def recommend(model: tp.Any) -> pd.DataFrame:
             model.fit(fold)
+            # as RecTools: a model that reads request times (HSTU) gets each user's first test time
+            extra = {"context": get_context(test)} if getattr(model, "require_recommend_context", False) else {}
             return model.recommend(users=users, dataset=fold, k=k, filter_viewed=filter_viewed,
                                    items_to_recommend=items_to_recommend,
-                                   on_unsupported_targets=on_unsupported_targets)
+                                   on_unsupported_targets=on_unsupported_targets, **extra)
 
         ref_reco = {name: recommend(models[name]) for name in ref_models}
         for name, model in models.items():

@@ -61,6 +61,7 @@ class TransformerModelBase:
     _ff_multiplier = 1
     _activation = "relu"
     _preset_prefix = ""  # the model's prefix in seqrec.presets ("sasrec", "bert4rec")
+    _default_similarity = "dot"  # what RecTools' similarity_module_kwargs without "distance" mean
     # the names under which the losses are logged (RecTools' attributes)
     train_loss_name = "train_loss"
     val_loss_name = "val_loss"
@@ -167,10 +168,10 @@ class TransformerModelBase:
             kwargs = self.similarity_module_kwargs or {}
             _check(isinstance(kwargs, dict) and set(kwargs) <= {"distance"},
                    f"similarity_module_kwargs must be a dict with the only key 'distance', got {kwargs!r}")
-            distance = kwargs.get("distance", "dot")
+            distance = kwargs.get("distance", self._default_similarity)
             _check(distance in SIMILARITIES, f"similarity_module_kwargs: unknown distance {distance!r}; "
                    f"allowed: {SIMILARITIES}")
-            _check(self.similarity in ("dot", distance),
+            _check(self.similarity in (self._default_similarity, distance),
                    f"similarity={self.similarity!r} contradicts similarity_module_kwargs distance {distance!r}")
         _check(self.get_val_mask_func is None or callable(self.get_val_mask_func),
                "get_val_mask_func must be a callable (interactions DataFrame -> boolean mask), or None")
@@ -204,6 +205,36 @@ class TransformerModelBase:
         token carries the user's vector."""
         raise NotImplementedError
 
+    # models whose network reads interaction times (HSTU) override these; the others never compute times
+    def _uses_times(self) -> bool:
+        """Whether the network reads interaction times (then windows and inference inputs carry them)."""
+        return False
+
+    def _sequence_times(self, interactions: Interactions, positions: np.ndarray) -> np.ndarray:
+        """The times the network reads of the interactions at CSR ``positions``, ``(n,)`` int64."""
+        return interactions.times[positions]
+
+    def _inference_extras(self, indptr: np.ndarray, times: np.ndarray, query_times: np.ndarray
+                          ) -> tp.Tuple[np.ndarray, ...]:
+        """Inputs of the network after the tokens for histories (CSR ``indptr`` with the ``times`` of
+        their entries) asked at ``query_times`` ``(B,)``; none unless the model uses times."""
+        return ()
+
+    def _request_times(self, dataset: Dataset, users: np.ndarray, indptr: np.ndarray, times: np.ndarray,
+                       context: tp.Optional[pd.DataFrame]) -> np.ndarray:
+        """The time of each recommendation request ``(B,)``, from ``context`` (models that use times)."""
+        raise NotImplementedError
+
+    def _logits_t(self) -> float:
+        """Training logits are divided by this: RecTools' ``lightning_module_kwargs={"logits_t": t}``
+        for a model that takes that parameter (HSTU), else 1."""
+        return float((getattr(self, "lightning_module_kwargs", None) or {}).get("logits_t", 1.0))
+
+    @property
+    def require_recommend_context(self) -> bool:
+        """Whether ``recommend`` reads ``context`` (RecTools' name): False, except HSTU with time attention."""
+        return False
+
     # ----------------------------------------------------------------- fit
     def _check_fitted(self) -> None:
         if not hasattr(self, "net_"):
@@ -220,7 +251,7 @@ class TransformerModelBase:
         (``similarity_module_type=DistanceSimilarityModule, similarity_module_kwargs={"distance": ...}``) says."""
         if self.similarity_module_type is None and not self.similarity_module_kwargs:
             return self.similarity
-        return (self.similarity_module_kwargs or {}).get("distance", "dot")
+        return (self.similarity_module_kwargs or {}).get("distance", self._default_similarity)
 
     def _build_net(self, dataset: Dataset) -> TransformerNet:
         item_net = SumItemNet.from_dataset(dataset, self.n_factors, tuple(self.item_net_block_types))
@@ -340,9 +371,9 @@ class TransformerModelBase:
         an item seen only where training never looks is unknown to the model.
         """
         inter = dataset.interactions
-        indptr, items = inter.indptr, inter.items
+        indptr, kept = inter.indptr, None
         if mask is not None:
-            indptr, items = keep_entries(indptr, items, ~mask)
+            indptr, kept = keep_entries(indptr, np.arange(len(inter)), ~mask)  # CSR positions kept
         lengths = np.diff(indptr)
         min_len = max(self.train_min_user_interactions, 2)
         users = np.flatnonzero(lengths >= min_len)
@@ -353,18 +384,25 @@ class TransformerModelBase:
             # only the most recent items of a user are ever read: keep just those
             starts = np.maximum(indptr[users], indptr[users + 1] - self._train_window())
             sub_indptr, positions = slice_positions(starts, indptr[users + 1] - starts)
-            sub_items = items[positions]
         else:
-            sub_indptr, sub_items = take_rows(indptr, items, users)
+            sub_indptr, positions = slice_positions(indptr[users], lengths[users])
+        if kept is not None:
+            positions = kept[positions]  # positions in dataset.interactions
+        sub_items = inter.items[positions]
         if hasattr(self, "item_id_map_"):
             model_of = self._model_items_of(dataset)
         else:
             catalog = np.unique(sub_items)  # dataset item ids, in the dataset's order
             model_of = np.full(dataset.n_items, -1, dtype=np.int64)
             model_of[catalog] = np.arange(len(catalog))
-        sub_indptr, sub_items = take_rows(sub_indptr, sub_items, np.arange(len(users)), model_of)
+        sub_items = model_of[sub_items]
+        known = sub_items >= 0
+        sub_indptr, sub_items = keep_entries(sub_indptr, sub_items, known)
+        # times only for a model that reads them (HSTU); the others carry zeros
+        times = (self._sequence_times(inter, positions[known]) if self._uses_times()
+                 else np.zeros(len(sub_items), np.int64))
         train = Interactions(indptr=sub_indptr, items=sub_items, weights=np.ones(len(sub_items), np.float32),
-                             times=np.zeros(len(sub_items), np.int64))
+                             times=times)
         return train, model_of
 
     def _catalog_dataset(self, dataset: Dataset, catalog: np.ndarray, train: Interactions) -> Dataset:
@@ -383,16 +421,26 @@ class TransformerModelBase:
         rows, target_pos, n_history = split_validation(inter.indptr, mask)
         targets = model_of[inter.items[target_pos]]
         # the history: the user's training interactions before the target, in model item ids
-        train_indptr, train_items = keep_entries(inter.indptr, inter.items, ~mask)
+        train_indptr, train_pos = keep_entries(inter.indptr, np.arange(len(inter)), ~mask)
         h_indptr, positions = slice_positions(train_indptr[rows], n_history)
-        h_items = model_of[train_items[positions]]
-        h_indptr, h_items = keep_entries(h_indptr, h_items, h_items >= 0)  # items unknown to the model
+        h_pos = train_pos[positions]  # positions in dataset.interactions
+        h_items = model_of[inter.items[h_pos]]
+        known = h_items >= 0  # items unknown to the model are dropped
+        h_indptr, h_items = keep_entries(h_indptr, h_items, known)
+        h_pos = h_pos[known]
         ok = (targets >= 0) & (np.diff(h_indptr) > 0)  # a known target and a history to predict it from
         if not ok.any():
             return None
-        h_indptr, h_items = take_rows(h_indptr, h_items, np.flatnonzero(ok))
+        ok_rows = np.flatnonzero(ok)
+        _, h_pos = take_rows(h_indptr, h_pos, ok_rows)
+        h_indptr, h_items = take_rows(h_indptr, h_items, ok_rows)
         tokens = self._inference_tokens(h_indptr, h_items)
-        return ValidationSamples(tokens, targets[ok], h_indptr, h_items)
+        extras: tp.Tuple[np.ndarray, ...] = ()
+        if self._uses_times():
+            # the history's times, asked at the time of the validation target
+            extras = self._inference_extras(h_indptr, self._sequence_times(inter, h_pos),
+                                            self._sequence_times(inter, target_pos[ok_rows]))
+        return ValidationSamples(tokens, targets[ok], h_indptr, h_items, extras)
 
     def _train(self, dataset: Dataset, trainer: tp.Any) -> None:
         mask = None
@@ -438,11 +486,13 @@ class TransformerModelBase:
                 softmax_chunk_size=self.softmax_chunk_size, precision=self.precision,
                 torch_compile=self.torch_compile, lr_schedule=self.lr_schedule, similarity=self._similarity(),
                 val_k=self.val_k, seed=seed, epoch_offset=offset, optimizer_state=self.optimizer_state_,
+                logits_t=self._logits_t(),
                 checkpoint_meta=checkpoint_meta(self, net, item_id_map),
             )
             # "all": windows step back by session_max_len items, the number of targets of a window
             stride = self.session_max_len if self.train_windows == "all" else None
-            samples = WindowDataset(train, np.arange(train.n_users), self._train_window(), stride)
+            samples = WindowDataset(train, np.arange(train.n_users), self._train_window(), stride,
+                                    with_times=self._uses_times())
             loader = make_dataloader(samples, self.batch_size, shuffle=True, seed=seed,
                                      num_workers=self.dataloader_num_workers, offset=offset)
             val_loader = None
@@ -522,23 +572,39 @@ class TransformerModelBase:
 
         Returns a DataFrame ``user_id, item_id, score[, rank]`` with external ids, users in the
         order given, items by decreasing score (``rank`` 1..k). A user may get fewer than ``k``
-        rows when fewer candidates remain. ``context`` (request-time data of RecTools' HSTU) is not
-        used by these models: a warning says so.
+        rows when fewer candidates remain. ``context`` (request-time data, RecTools' HSTU) is read
+        only by a model whose ``require_recommend_context`` is True; the others warn that they
+        ignore it.
         """
         self._check_reco_args(dataset, k, on_unsupported_targets, "recommend")
-        if context is not None:
+        if context is not None and not self.require_recommend_context:
             warnings.warn(f"{type(self).__name__} does not use context (as in RecTools, it is ignored)", stacklevel=2)
         users_ext = _unique_ids(users)
         user_rows = dataset.user_id_map.to_internal(users_ext, strict=False)
         model_items = self._model_items_of(dataset)
+        inter = dataset.interactions
         known_rows = np.where(user_rows >= 0, user_rows, 0)
-        indptr, items = take_rows(dataset.interactions.indptr, dataset.interactions.items, known_rows, model_items)
-        has_history = (np.diff(indptr) > 0) & (user_rows >= 0)
+        lengths = np.where(user_rows >= 0, inter.lengths[known_rows], 0)
+        indptr, pos = slice_positions(inter.indptr[known_rows], lengths)  # positions in dataset.interactions
+        items = model_items[inter.items[pos]]
+        known = items >= 0  # items unknown to the model are not read
+        indptr, items = keep_entries(indptr, items, known)
+        pos = pos[known]
+        has_history = np.diff(indptr) > 0
         if not has_history.all():
             self._handle_unsupported(users_ext[~has_history], "user(s) have no interactions with items known to the "
                                      "model in the given dataset", on_unsupported_targets)
             users_ext = users_ext[has_history]
+            _, pos = take_rows(indptr, pos, np.flatnonzero(has_history))
             indptr, items = take_rows(indptr, items, np.flatnonzero(has_history))
+        extras_fn = None
+        if self._uses_times():
+            times = self._sequence_times(inter, pos)  # (nnz,) aligned with items
+            query = self._request_times(dataset, users_ext, indptr, times, context)  # (n_users,)
+
+            def extras_fn(rows: np.ndarray) -> tp.Tuple[np.ndarray, ...]:
+                b_indptr, b_times = take_rows(indptr, times, rows)
+                return self._inference_extras(b_indptr, b_times, query[rows])
         candidates = None
         if items_to_recommend is not None:
             cand = self.item_id_map_.to_internal(_unique_ids(items_to_recommend), strict=False)
@@ -547,7 +613,7 @@ class TransformerModelBase:
         try:
             user_idx, item_idx, scores = rank_users(self.net_.to(device), self._inference_tokens, indptr, items, k,
                                                     filter_viewed, candidates, device, self.recommend_batch_size,
-                                                    self._similarity())
+                                                    self._similarity(), extras_fn)
         finally:
             self.net_.cpu()
         reco = pd.DataFrame({

@@ -13,7 +13,7 @@ from ..nn.item_net import CatFeaturesItemNet, IdEmbeddingsItemNet, ItemNetBase
 from ..nn.layers import PreLNTransformerLayers, TransformerLayersBase
 from ..nn.transformer import N_SPECIAL, PAD
 from ..validation import ValMaskFunc
-from .base import TrainerFactory, TransformerModelBase
+from .base import TrainerFactory, TransformerModelBase, _check
 
 
 class SASRecModel(TransformerModelBase):
@@ -100,6 +100,14 @@ class SASRecModel(TransformerModelBase):
     _ff_multiplier = 1
     _activation = "relu"
     _preset_prefix = "sasrec"
+
+    def _validate_params(self) -> None:
+        super()._validate_params()
+        # bidirectional attention lets position t read item t + 1, its own target: the shifted
+        # objective would be learnt by copying. A subclass with its own objective may want it.
+        _check(self.use_causal_attn or type(self)._training_batch is not SASRecModel._training_batch,
+               "use_causal_attn=False: SASRec's next-item objective would let each position see its own target "
+               "(the next item); use BERT4RecModel for bidirectional attention, or override _training_batch")
 
     def _train_window(self) -> int:
         # L inputs and their L next items

@@ -189,6 +189,11 @@ def take_feature_rows(features: tp.Optional[Features], rows: np.ndarray,
                           values=_readonly(features.values[pos]), names=names, cat_columns=_readonly(cat_columns))
 
 
+def _py(value: tp.Any) -> tp.Any:
+    """A numpy scalar as the Python value it holds (for messages: ``2``, not ``np.int64(2)``)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def _suggest(missing: str, columns: tp.Sequence[tp.Any]) -> str:
     names = {str(c).lower(): str(c) for c in columns}
     close = difflib.get_close_matches(missing.lower(), list(names), n=1, cutoff=0.6)
@@ -209,7 +214,7 @@ def check_columns(df: tp.Any, what: str, required: tp.Sequence[str]) -> None:
         if isna.any():
             first = df.index[isna][0]
             raise ValueError(f"{what}: column '{col}' has {int(isna.sum())} missing value(s) "
-                             f"({df[col].iloc[int(np.argmax(isna))]!r}), first at index {first!r}")
+                             f"({_py(df[col].iloc[int(np.argmax(isna))])!r}), first at index {_py(first)!r}")
 
 
 def _id_kind(value: tp.Any) -> str:
@@ -236,10 +241,10 @@ def check_id_types(uniques: tp.Any, what: str, col: str) -> None:
     text = values.astype(str)
     clash = text.duplicated(keep=False).to_numpy()
     if clash.any():
-        same = values[clash & (text == text[clash].iloc[0]).to_numpy()].tolist()
+        same = [_py(x) for x in values[clash & (text == text[clash].iloc[0]).to_numpy()]]
         raise TypeError(f"{what}: column '{col}' has ids that differ only by type, e.g. {same}; convert the "
                         "column to one type (e.g. .astype(str))")
-    examples = {k: values[kinds == k].iloc[0] for k in kinds.unique()}
+    examples = {k: _py(values[kinds == k].iloc[0]) for k in kinds.unique()}
     warnings.warn(f"{what}: column '{col}' mixes id types {sorted(examples)}, e.g. {list(examples.values())}; "
                   "they are distinct ids, and recommend must be given ids of the same types", DataWarning,
                   stacklevel=3)
@@ -259,8 +264,8 @@ def _time_values(col: pd.Series, what: str = "interactions") -> np.ndarray:
             values = col.to_numpy(dtype=np.float64)
             if not np.isfinite(values).all():
                 bad = int(np.flatnonzero(~np.isfinite(values))[0])
-                raise ValueError(f"{what}: column '{name}' has a non-finite time {values[bad]!r} at index "
-                                 f"{col.index[bad]!r}")
+                raise ValueError(f"{what}: column '{name}' has a non-finite time {float(values[bad])!r} at index "
+                                 f"{_py(col.index[bad])!r}")
             return values
         return col.to_numpy(np.int64)
     if pd.api.types.is_bool_dtype(col):
@@ -273,7 +278,7 @@ def _time_values(col: pd.Series, what: str = "interactions") -> np.ndarray:
             bad = pd.to_datetime(col, errors="coerce").isna().to_numpy()
             if bad.any():
                 i = int(np.argmax(bad))
-                example = f", e.g. {col.iloc[i]!r} at index {col.index[i]!r}"
+                example = f", e.g. {_py(col.iloc[i])!r} at index {_py(col.index[i])!r}"
         except (ValueError, TypeError, OverflowError):
             pass
         reason = str(e).splitlines()[0]
@@ -349,7 +354,7 @@ def _make_sparse_features(df: tp.Any, id_map: IdMap, cat_features: tp.Sequence[s
     if repeated.any():
         first = df.loc[repeated].iloc[0]
         warnings.warn(f"{what}: {int(repeated.sum())} repeated ({Columns.Id}, {Columns.Feature}, {Columns.Value}) "
-                      f"row(s), e.g. ({first[Columns.Id]!r}, {first[Columns.Feature]!r}, {first[Columns.Value]!r}); "
+                      f"row(s), e.g. ({_py(first[Columns.Id])!r}, {_py(first[Columns.Feature])!r}, {_py(first[Columns.Value])!r}); "
                       "each pair counts once", DataWarning, stacklevel=4)
         df, rows, is_cat = df.loc[~repeated], rows[~repeated], is_cat[~repeated]
     # categorical columns: one per (feature, value) pair
@@ -365,14 +370,14 @@ def _make_sparse_features(df: tp.Any, id_map: IdMap, cat_features: tp.Sequence[s
         bad = np.flatnonzero(~np.isfinite(num_values))
         features = pd.unique(num_uniques[num_codes[bad]])[:5].tolist()
         raise ValueError(f"{what}: feature(s) {features} have non-numeric or non-finite values, e.g. "
-                         f"{raw_values[bad[0]]!r} of {Columns.Id} {df[Columns.Id].to_numpy()[~is_cat][bad[0]]!r}; "
+                         f"{_py(raw_values[bad[0]])!r} of {Columns.Id} {_py(df[Columns.Id].to_numpy()[~is_cat][bad[0]])!r}; "
                          "name them in the categorical features list or give finite numbers")
     num_rows = rows[~is_cat]
     twice = pd.Series(num_rows * max(1, len(num_uniques)) + num_codes).duplicated().to_numpy()
     if twice.any():
         i = int(np.argmax(twice))
         raise ValueError(f"{what}: numeric feature {num_uniques[num_codes[i]]!r} has several values for "
-                         f"{Columns.Id} {df[Columns.Id].to_numpy()[~is_cat][i]!r}; give one value per id, or name the "
+                         f"{Columns.Id} {_py(df[Columns.Id].to_numpy()[~is_cat][i])!r}; give one value per id, or name the "
                          "feature in the categorical features list")
     names = tuple((f, v) for f, v in cat_names) + tuple((f, None) for f in num_uniques)
     col = np.concatenate([cat_codes, num_codes + len(cat_names)]).astype(np.int64)
@@ -400,10 +405,10 @@ def _make_dense_features(df: tp.Any, id_map: IdMap, what: str) -> DenseFeatures:
     if bad.any():
         r, c = (int(x[0]) for x in np.nonzero(bad))
         raise ValueError(f"{what}: dense feature column {names[c]!r} has {int(bad[:, c].sum())} missing or non-finite "
-                         f"value(s), e.g. {values[r, c]!r} for {Columns.Id} {df[Columns.Id].to_numpy()[known][r]!r}")
+                         f"value(s), e.g. {float(values[r, c])!r} for {Columns.Id} {_py(df[Columns.Id].to_numpy()[known][r])!r}")
     dup = pd.Series(rows[known]).duplicated().to_numpy()
     if dup.any():
-        ids = pd.unique(df[Columns.Id].to_numpy()[known][dup])[:5].tolist()
+        ids = [_py(x) for x in pd.unique(df[Columns.Id].to_numpy()[known][dup])[:5]]
         raise ValueError(f"{what}: dense features need one row per '{Columns.Id}', found duplicated ids {ids}")
     out = np.zeros((id_map.size, len(names)), dtype=np.float32)
     out[rows[known]] = values
@@ -413,19 +418,19 @@ def _make_dense_features(df: tp.Any, id_map: IdMap, what: str) -> DenseFeatures:
 def _check_weights(col: pd.Series) -> np.ndarray:
     name = Columns.Weight
     if not pd.api.types.is_numeric_dtype(col):
-        example = col.iloc[0] if len(col) else None
+        example = _py(col.iloc[0]) if len(col) else None
         raise TypeError(f"interactions: column '{name}' must be numeric, got dtype {col.dtype} (e.g. {example!r})")
     weights = col.to_numpy(dtype=np.float64)
     bad = ~np.isfinite(weights)
     if bad.any():
         i = int(np.argmax(bad))
         raise ValueError(f"interactions: column '{name}' has {int(bad.sum())} non-finite value(s), e.g. "
-                         f"{weights[i]!r} at index {col.index[i]!r}")
+                         f"{float(weights[i])!r} at index {_py(col.index[i])!r}")
     negative = weights < 0
     if negative.any():
         i = int(np.argmax(negative))
         warnings.warn(f"interactions: column '{name}' has {int(negative.sum())} negative value(s), e.g. "
-                      f"{weights[i]!r} at index {col.index[i]!r}; they are kept (the transformer models ignore "
+                      f"{float(weights[i])!r} at index {_py(col.index[i])!r}; they are kept (the transformer models ignore "
                       "weights; PopularModel's weight popularities add them as they are)", DataWarning, stacklevel=4)
     return weights.astype(np.float32)
 
@@ -447,7 +452,7 @@ def _warn_duplicates(inter: Interactions, users: np.ndarray, items: np.ndarray) 
     dup = groups.duplicated().to_numpy()
     if dup.any():
         j = pos[int(np.argmax(dup))]
-        example = (users[user_of[j]], items[inter.items[j]])
+        example = (_py(users[user_of[j]]), _py(items[inter.items[j]]))
         warnings.warn(f"interactions: {int(dup.sum())} row(s) repeat the same ({Columns.User}, {Columns.Item}, "
                       f"{Columns.Datetime}), e.g. {example}; they are kept as repeated interactions (drop them with "
                       "df.drop_duplicates() if they are logging artefacts)", DataWarning, stacklevel=3)

@@ -168,7 +168,8 @@ class TransformerModelBase:
                f"dataloader_num_workers must be a non-negative integer, got {self.dataloader_num_workers!r}")
         blocks = self.item_net_block_types
         _check(isinstance(blocks, (tuple, list)) and len(blocks) > 0,
-               "item_net_block_types must be a non-empty tuple of item blocks, e.g. (IdEmbeddingsItemNet,)")
+               f"item_net_block_types must be a non-empty tuple of item blocks, e.g. (IdEmbeddingsItemNet,), got "
+               f"{blocks!r}")
         for block in blocks:
             _check(inspect.isclass(block) and issubclass(block, ItemNetBase),
                    f"item_net_block_types: {block!r} is not an item block; allowed: IdEmbeddingsItemNet, "
@@ -179,7 +180,7 @@ class TransformerModelBase:
         _check(self._activation in ACTIVATIONS,
                f"{type(self).__name__}._activation {self._activation!r} is unknown; allowed: {tuple(ACTIVATIONS)}")
         _check(self.get_trainer_func is None or callable(self.get_trainer_func),
-               "get_trainer_func must be a callable returning a lightning Trainer, or None")
+               f"get_trainer_func must be a callable returning a lightning Trainer, or None, got {self.get_trainer_func!r}")
         self._check_choice("similarity", SIMILARITIES)
         if self.similarity_module_type is not None or self.similarity_module_kwargs:
             _check(self.similarity_module_type in (None, DistanceSimilarityModule),
@@ -194,7 +195,8 @@ class TransformerModelBase:
             _check(self.similarity in ("dot", distance),
                    f"similarity={self.similarity!r} contradicts similarity_module_kwargs distance {distance!r}")
         _check(self.get_val_mask_func is None or callable(self.get_val_mask_func),
-               "get_val_mask_func must be a callable (interactions DataFrame -> boolean mask), or None")
+               f"get_val_mask_func must be a callable (interactions DataFrame -> boolean mask), or None, got "
+               f"{self.get_val_mask_func!r}")
         for name in ("get_val_mask_func_kwargs", "get_trainer_func_kwargs"):
             value = getattr(self, name)
             _check(value is None or (isinstance(value, dict) and all(isinstance(k, str) for k in value)),

@@ -574,9 +574,8 @@ def test_no_entry_point_modifies_its_input(cycle_df):
     metrics = {"ndcg": NDCG(3), "recall": Recall(3), "ser": Serendipity(3), "cov": CoveredUsers(3)}
     calc_metrics(metrics, reco, test, prev_interactions=prev, catalog=items)
     for m in metrics.values():
-        params = inspect.signature(m.calc).parameters
-        kwargs = {"prev_interactions": prev, "catalog": items} if "catalog" in params else {}
-        m.calc(reco, test, **kwargs) if "prev_interactions" not in params else m.calc(reco, test, prev, items)
+        extra = (prev, items) if "prev_interactions" in inspect.signature(m.calc).parameters else ()
+        m.calc(reco, test, *extra)
     pd.testing.assert_frame_equal(reco, reco_before)
     pd.testing.assert_frame_equal(prev, train)
     _check_unchanged(frames, before)

@@ -589,7 +589,8 @@ class TransformerModelBase:
         item the model knows (users unseen at fit time included); the others are handled by
         ``on_unsupported_targets``: "raise" (ValueError), "warn" (dropped with a warning) or
         "ignore" (dropped). ``filter_viewed`` removes the items of each user's history in
-        ``dataset``; ``items_to_recommend`` restricts the candidates (unknown ids are ignored).
+        ``dataset``; ``items_to_recommend`` restricts the candidates (unknown ids are ignored; a
+        warning when none is known). Calls from several threads at once are safe.
 
         Returns a DataFrame ``user_id, item_id, score[, rank]`` with external ids, users in the
         order given, items by decreasing score (``rank`` 1..k). A user may get fewer than ``k``

@@ -31,7 +31,8 @@ class SASRecModel(TransformerModelBase):
     deterministic : deterministic algorithms and, without ``random_state``, seed 0.
     verbose : 0 silent; 1 progress bar and per-epoch loss; 2 also Lightning's messages.
     item_net_block_types : item blocks whose tables are summed (ids and/or categorical features).
-    use_pos_emb, use_causal_attn, use_key_padding_mask : attention set-up.
+    use_pos_emb, use_causal_attn, use_key_padding_mask : attention set-up (``use_causal_attn=False``
+        is refused: each position would see its own target, unless a subclass overrides ``_training_batch``).
     recommend_batch_size, recommend_torch_device : users per scoring batch and device
         (None: CUDA when available).
     get_trainer_func : optional callable returning a configured ``lightning.Trainer``.

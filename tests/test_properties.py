@@ -14,7 +14,7 @@ from seqrec import Columns, Dataset, IdEmbeddingsItemNet, SASRecModel
 from seqrec.dataset import DataWarning
 
 U, I, T = Columns.User, Columns.Item, Columns.Datetime
-FAST = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture],
+FAST = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture],
                 derandomize=True)
 
 
@@ -104,7 +104,7 @@ def _check_table(reco, query_col, queries, k, allowed_of):
         assert len(rows) == min(k, len(allowed))
 
 
-@settings(FAST, max_examples=15)
+@settings(FAST, max_examples=10)
 @given(data=st.data())
 def test_recommend_properties(fitted, data):
     model, ds, df = fitted
@@ -132,7 +132,7 @@ def test_recommend_properties(fitted, data):
     assert [type(u) for u in reco[U]] == [type(users[0])] * len(reco)
 
 
-@settings(FAST, max_examples=15)
+@settings(FAST, max_examples=10)
 @given(data=st.data())
 def test_recommend_to_items_properties(fitted, data):
     model, ds, _ = fitted

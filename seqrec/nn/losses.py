@@ -10,7 +10,6 @@ synchronisation that selecting the rows with a target (``h[y >= 0]``) costs.
 from __future__ import annotations
 
 import math
-import os
 import typing as tp
 
 import torch

@@ -485,6 +485,7 @@ def test_datetime_strings_are_ordered_as_datetimes_by_the_splits():
     assert ds.get_raw_interactions()[I].tolist() == ["z", "y", "x"]
     _, test = last_n_split(df, 1)
     assert test[I].tolist() == ["x"]
+    assert leave_one_out_mask(df).tolist() == [True, False, False]
 
 
 def test_time_split_on_strings_is_refused_with_the_column_named():

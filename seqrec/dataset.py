@@ -6,6 +6,7 @@ comes out as compact numpy arrays that the models index directly (no per-user Py
 
 from __future__ import annotations
 
+import difflib
 import typing as tp
 import warnings
 from dataclasses import dataclass
@@ -18,6 +19,11 @@ from .batching import slice_positions
 from .columns import Columns
 
 ExternalIds = tp.Union[tp.Sequence[tp.Hashable], np.ndarray, pd.Series, pd.Index]
+
+
+class DataWarning(UserWarning):
+    """Input that seqrec accepts but that may not mean what the caller thinks (no ``datetime``
+    column, duplicate rows, negative weights, ...); each message says what seqrec does with it."""
 
 
 def _readonly(array: np.ndarray) -> np.ndarray:
@@ -99,7 +105,8 @@ class Interactions:
     indptr: np.ndarray  # (n_users + 1,) int64
     items: np.ndarray  # (nnz,) int64, internal item ids
     weights: np.ndarray  # (nnz,) float32
-    times: np.ndarray  # (nnz,) int64 (datetime64[ns] as integers, or row order if no datetime)
+    times: np.ndarray  # (nnz,) int64 (datetime64[ns] as integers, integer times, or row order if no
+    # datetime), or float64 when the datetime column holds floats (kept exactly: no truncation)
     times_are_datetimes: bool = False  # whether ``times`` hold datetime64[ns] values
     times_are_row_order: bool = False  # no datetime column: ``times`` are row positions, not real times
 
@@ -183,30 +190,104 @@ def take_feature_rows(features: tp.Optional[Features], rows: np.ndarray,
                           values=_readonly(features.values[pos]), names=names, cat_columns=_readonly(cat_columns))
 
 
+def _py(value: tp.Any) -> tp.Any:
+    """A numpy scalar as the Python value it holds (for messages: ``2``, not ``np.int64(2)``)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _suggest(missing: str, columns: tp.Sequence[tp.Any]) -> str:
+    names = {str(c).lower(): str(c) for c in columns}
+    close = difflib.get_close_matches(missing.lower(), list(names), n=1, cutoff=0.6)
+    return f" (rename '{names[close[0]]}' to '{missing}'?)" if close else ""
+
+
 def check_columns(df: tp.Any, what: str, required: tp.Sequence[str]) -> None:
+    """TypeError unless ``df`` is a DataFrame; ValueError naming a missing column (with the close
+    name it may be misspelt as) or the first missing value of a required column."""
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"{what} must be a pandas DataFrame, got {type(df).__name__}")
     missing = [c for c in required if c not in df.columns]
     if missing:
-        raise ValueError(f"{what} is missing required column(s) {missing}; it has {list(df.columns)}")
+        hints = "".join(_suggest(c, [x for x in df.columns if x not in required]) for c in missing)
+        raise ValueError(f"{what} is missing required column(s) {missing}; it has {list(df.columns)}{hints}")
     for col in required:
-        if df[col].isna().any():
-            n = int(df[col].isna().sum())
-            first = df.index[df[col].isna().to_numpy()][0]
-            raise ValueError(f"{what}: column '{col}' has {n} missing value(s), first at index {first!r}")
+        isna = df[col].isna().to_numpy()
+        if isna.any():
+            first = df.index[isna][0]
+            raise ValueError(f"{what}: column '{col}' has {int(isna.sum())} missing value(s) "
+                             f"({_py(df[col].iloc[int(np.argmax(isna))])!r}), first at index {_py(first)!r}")
+
+
+def _id_kind(value: tp.Any) -> str:
+    if isinstance(value, (bool, np.bool_)):
+        return "bool"
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return "number"
+    if isinstance(value, str):
+        return "str"
+    return type(value).__name__
+
+
+def check_id_types(uniques: tp.Any, what: str, col: str) -> None:
+    """Ids of one column should be of one kind (numbers or strings, ...): distinct ids that only
+    differ by type (``1`` and ``"1"``) raise a TypeError, other mixes give a DataWarning (they are
+    distinct ids, but a lookup with the wrong type will not find them)."""
+    values = pd.Series(np.asarray(uniques, dtype=object))
+    if values.empty or pd.api.types.infer_dtype(values, skipna=False) not in ("mixed", "mixed-integer",
+                                                                              "mixed-integer-float"):
+        return
+    kinds = values.map(_id_kind)
+    if kinds.nunique() < 2:
+        return
+    text = values.astype(str)
+    clash = text.duplicated(keep=False).to_numpy()
+    if clash.any():
+        same = [_py(x) for x in values[clash & (text == text[clash].iloc[0]).to_numpy()]]
+        raise TypeError(f"{what}: column '{col}' has ids that differ only by type, e.g. {same}; convert the "
+                        "column to one type (e.g. .astype(str))")
+    examples = {k: _py(values[kinds == k].iloc[0]) for k in kinds.unique()}
+    warnings.warn(f"{what}: column '{col}' mixes id types {sorted(examples)}, e.g. {list(examples.values())}; "
+                  "they are distinct ids, and recommend must be given ids of the same types", DataWarning,
+                  stacklevel=3)
 
 
 def _is_numeric_time(col: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col)
 
 
-def _datetimes_as_int(col: pd.Series) -> np.ndarray:
+def _time_values(col: pd.Series, what: str = "interactions") -> np.ndarray:
+    """The time order key of a ``datetime`` column, the same for ``Dataset`` and every split:
+    datetimes as int64 nanoseconds (time zones converted to UTC), integers as int64, floats as
+    float64 (kept exactly, not truncated)."""
+    name = Columns.Datetime
     if _is_numeric_time(col):
-        return col.to_numpy(dtype=np.float64).astype(np.int64) if col.dtype.kind == "f" else col.to_numpy(np.int64)
+        if col.dtype.kind == "f":
+            values = col.to_numpy(dtype=np.float64)
+            if not np.isfinite(values).all():
+                bad = int(np.flatnonzero(~np.isfinite(values))[0])
+                raise ValueError(f"{what}: column '{name}' has a non-finite time {float(values[bad])!r} at index "
+                                 f"{_py(col.index[bad])!r}")
+            return values
+        return col.to_numpy(np.int64)
+    if pd.api.types.is_bool_dtype(col):
+        raise TypeError(f"{what}: column '{name}' must hold datetimes or numbers, got dtype {col.dtype}")
     try:
         converted = pd.to_datetime(col)
-    except (ValueError, TypeError) as e:
-        raise ValueError(f"interactions: column '{Columns.Datetime}' must hold datetimes or numbers: {e}") from None
+    except (ValueError, TypeError, OverflowError) as e:
+        example = ""
+        try:
+            bad = pd.to_datetime(col, errors="coerce").isna().to_numpy()
+            if bad.any():
+                i = int(np.argmax(bad))
+                example = f", e.g. {_py(col.iloc[i])!r} at index {_py(col.index[i])!r}"
+        except (ValueError, TypeError, OverflowError):
+            pass
+        reason = str(e).splitlines()[0]
+        raise ValueError(f"{what}: column '{name}' must hold datetimes (of one format and time zone) or numbers"
+                         f"{example}: {reason}") from None
+    if not pd.api.types.is_datetime64_any_dtype(converted):
+        raise ValueError(f"{what}: column '{name}' could not be read as datetimes (mixed time zones?), "
+                         f"got dtype {converted.dtype}")
     if converted.dt.tz is not None:
         converted = converted.dt.tz_convert("UTC").dt.tz_localize(None)
     return converted.to_numpy(dtype="datetime64[ns]").astype(np.int64)
@@ -219,13 +300,13 @@ def _user_time_order(user_codes: np.ndarray, times: np.ndarray, n_users: int) ->
     their common divisor (datetimes in ns are usually whole seconds), then combined with the user
     code into ``user * span + time``. The key is sorted by ``torch.sort(stable=True)``, a radix
     sort for integer keys on CPU (several times faster than numpy's stable sort, and single
-    threaded under ``torch.set_num_threads(1)``). When the key does not fit in int64, two stable
-    argsorts.
+    threaded under ``torch.set_num_threads(1)``). When the key does not fit in int64, or times
+    are floats, two stable argsorts.
     """
     n = len(times)
     if n == 0:
         return np.zeros(0, dtype=np.int64)
-    t_min, t_max = int(times.min()), int(times.max())
+    t_min, t_max = (int(times.min()), int(times.max())) if times.dtype.kind in "iu" else (0, 2**62)
     if t_max - t_min < 2**62:
         shifted = times - t_min
         step = int(np.gcd.reduce(shifted)) or 1
@@ -241,7 +322,9 @@ def build_interactions(user_codes: np.ndarray, item_codes: np.ndarray, n_users: 
                        weights: np.ndarray, times: np.ndarray, times_are_datetimes: bool = False,
                        times_are_row_order: bool = False) -> Interactions:
     """Group rows by user and sort each user's rows by time (stable)."""
-    order = _user_time_order(np.asarray(user_codes, dtype=np.int64), np.asarray(times, dtype=np.int64), n_users)
+    times = np.asarray(times)
+    times = times if times.dtype.kind == "f" else times.astype(np.int64, copy=False)
+    order = _user_time_order(np.asarray(user_codes, dtype=np.int64), times, n_users)
     counts = np.bincount(user_codes, minlength=n_users)
     indptr = np.zeros(n_users + 1, dtype=np.int64)
     np.cumsum(counts, out=indptr[1:])
@@ -263,12 +346,20 @@ def _make_sparse_features(df: tp.Any, id_map: IdMap, cat_features: tp.Sequence[s
     if absent:
         # not an error: a pipeline may declare features that a given table lacks (RecTools accepts it)
         warnings.warn(f"{what}: categorical feature(s) {absent} not found in column '{Columns.Feature}' "
-                      f"(present: {sorted(map(str, present))}); they are ignored", stacklevel=4)
+                      f"(present: {sorted(map(str, present))}); they are ignored", DataWarning, stacklevel=4)
     rows = id_map.to_internal(df[Columns.Id], strict=False)
     known = rows >= 0  # every id of the table is in the map (construct adds them); kept for safety
-    df = df.loc[known]
+    df = df.loc[known, [Columns.Id, Columns.Value, Columns.Feature]]
     rows = rows[known]
     is_cat = df[Columns.Feature].isin(cat_set).to_numpy()
+    # the same (id, feature, value) twice would count the pair twice: such repeats are dropped
+    repeated = df.duplicated().to_numpy() & is_cat
+    if repeated.any():
+        first = df.loc[repeated].iloc[0]
+        warnings.warn(f"{what}: {int(repeated.sum())} repeated ({Columns.Id}, {Columns.Feature}, {Columns.Value}) "
+                      f"row(s), e.g. ({_py(first[Columns.Id])!r}, {_py(first[Columns.Feature])!r}, {_py(first[Columns.Value])!r}); "
+                      "each pair counts once", DataWarning, stacklevel=4)
+        df, rows, is_cat = df.loc[~repeated], rows[~repeated], is_cat[~repeated]
     # categorical columns: one per (feature, value) pair
     pairs = pd.MultiIndex.from_arrays([df[Columns.Feature].to_numpy()[is_cat], df[Columns.Value].to_numpy()[is_cat]])
     cat_codes, cat_uniques = pd.factorize(pairs)
@@ -276,14 +367,24 @@ def _make_sparse_features(df: tp.Any, id_map: IdMap, cat_features: tp.Sequence[s
     # numeric columns: one per feature
     num_feat = df[Columns.Feature].to_numpy()[~is_cat]
     num_codes, num_uniques = pd.factorize(num_feat)
-    num_values = pd.to_numeric(pd.Series(df[Columns.Value].to_numpy()[~is_cat]), errors="coerce").to_numpy(np.float64)
-    if np.isnan(num_values).any() or not np.isfinite(num_values).all():
-        bad = num_uniques[num_codes[~np.isfinite(num_values)]][:5].tolist()
-        raise ValueError(f"{what}: feature(s) {bad} have non-numeric values; name them in the categorical "
-                         f"features list or give numbers")
+    raw_values = df[Columns.Value].to_numpy()[~is_cat]
+    num_values = pd.to_numeric(pd.Series(raw_values), errors="coerce").to_numpy(np.float64)
+    if not np.isfinite(num_values).all():
+        bad = np.flatnonzero(~np.isfinite(num_values))
+        features = pd.unique(num_uniques[num_codes[bad]])[:5].tolist()
+        raise ValueError(f"{what}: feature(s) {features} have non-numeric or non-finite values, e.g. "
+                         f"{_py(raw_values[bad[0]])!r} of {Columns.Id} {_py(df[Columns.Id].to_numpy()[~is_cat][bad[0]])!r}; "
+                         "name them in the categorical features list or give finite numbers")
+    num_rows = rows[~is_cat]
+    twice = pd.Series(num_rows * max(1, len(num_uniques)) + num_codes).duplicated().to_numpy()
+    if twice.any():
+        i = int(np.argmax(twice))
+        raise ValueError(f"{what}: numeric feature {num_uniques[num_codes[i]]!r} has several values for "
+                         f"{Columns.Id} {_py(df[Columns.Id].to_numpy()[~is_cat][i])!r}; give one value per id, or name the "
+                         "feature in the categorical features list")
     names = tuple((f, v) for f, v in cat_names) + tuple((f, None) for f in num_uniques)
     col = np.concatenate([cat_codes, num_codes + len(cat_names)]).astype(np.int64)
-    row = np.concatenate([rows[is_cat], rows[~is_cat]])
+    row = np.concatenate([rows[is_cat], num_rows])
     val = np.concatenate([np.ones(int(is_cat.sum())), num_values]).astype(np.float32)
     order = np.lexsort((col, row))
     indptr = np.zeros(id_map.size + 1, dtype=np.int64)
@@ -302,18 +403,64 @@ def _make_dense_features(df: tp.Any, id_map: IdMap, what: str) -> DenseFeatures:
     for name in names:  # each column checked, so that the error names it
         col = df[name]
         if not pd.api.types.is_numeric_dtype(col):  # bools count as 0 and 1
-            raise ValueError(f"{what}: dense feature column {name!r} must be numeric, got dtype {col.dtype}")
+            raise ValueError(f"{what}: dense features must be numeric: column {name!r} has dtype {col.dtype}")
         finite = np.isfinite(col.to_numpy(dtype=np.float64))
         if not finite.all():
-            first = df.index[~finite][0]
+            first = np.flatnonzero(~finite)[0]
             raise ValueError(f"{what}: dense feature column {name!r} has {int((~finite).sum())} missing or "
-                             f"infinite value(s), first at index {first!r}")
+                             f"non-finite value(s), first at index {df.index[first]!r} "
+                             f"({Columns.Id} {_py(df[Columns.Id].to_numpy()[first])!r})")
     values = df.loc[known, list(names)].to_numpy(dtype=np.float32)
-    if np.unique(rows[known]).size != int(known.sum()):
-        raise ValueError(f"{what}: dense features need one row per '{Columns.Id}', found duplicated ids")
+    dup = pd.Series(rows[known]).duplicated().to_numpy()
+    if dup.any():
+        ids = [_py(x) for x in pd.unique(df[Columns.Id].to_numpy()[known][dup])[:5]]
+        raise ValueError(f"{what}: dense features need one row per '{Columns.Id}', found duplicated ids {ids}")
     out = np.zeros((id_map.size, len(names)), dtype=np.float32)
     out[rows[known]] = values
     return DenseFeatures(values=_readonly(out), names=names)
+
+
+def _check_weights(col: pd.Series) -> np.ndarray:
+    name = Columns.Weight
+    if not pd.api.types.is_numeric_dtype(col):
+        example = _py(col.iloc[0]) if len(col) else None
+        raise TypeError(f"interactions: column '{name}' must be numeric, got dtype {col.dtype} (e.g. {example!r})")
+    weights = col.to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(weights)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(f"interactions: column '{name}' has {int(bad.sum())} non-finite value(s), e.g. "
+                         f"{float(weights[i])!r} at index {_py(col.index[i])!r}")
+    negative = weights < 0
+    if negative.any():
+        i = int(np.argmax(negative))
+        warnings.warn(f"interactions: column '{name}' has {int(negative.sum())} negative value(s), e.g. "
+                      f"{float(weights[i])!r} at index {_py(col.index[i])!r}; they are kept (the transformer models ignore "
+                      "weights; PopularModel's weight popularities add them as they are)", DataWarning, stacklevel=4)
+    return weights.astype(np.float32)
+
+
+def _warn_duplicates(inter: Interactions, users: np.ndarray, items: np.ndarray) -> None:
+    """A DataWarning when rows repeat the same (user, item, datetime): kept, as repeated interactions.
+
+    Only rows that tie in time with their predecessor can repeat one, so only those tie groups are
+    compared (nothing to do for distinct timestamps)."""
+    user_of = np.repeat(np.arange(inter.n_users), inter.lengths)
+    same = np.zeros(len(inter), dtype=bool)
+    same[1:] = (user_of[1:] == user_of[:-1]) & (inter.times[1:] == inter.times[:-1])
+    in_group = same.copy()
+    in_group[:-1] |= same[1:]
+    if not same.any():
+        return
+    pos = np.flatnonzero(in_group)
+    groups = pd.DataFrame({"u": user_of[pos], "t": inter.times[pos], "i": inter.items[pos]})
+    dup = groups.duplicated().to_numpy()
+    if dup.any():
+        j = pos[int(np.argmax(dup))]
+        example = (_py(users[user_of[j]]), _py(items[inter.items[j]]))
+        warnings.warn(f"interactions: {int(dup.sum())} row(s) repeat the same ({Columns.User}, {Columns.Item}, "
+                      f"{Columns.Datetime}), e.g. {example}; they are kept as repeated interactions (drop them with "
+                      "df.drop_duplicates() if they are logging artefacts)", DataWarning, stacklevel=3)
 
 
 @dataclass(frozen=True)
@@ -348,7 +495,7 @@ class Dataset:
         """Build a dataset from an interactions table and optional feature tables.
 
         ``interactions_df`` has columns ``user_id, item_id`` and optionally ``weight`` (default 1)
-        and ``datetime`` (default: row order). Ids may be of any hashable type; internal ids
+        and ``datetime`` (without it, row order, with a :class:`DataWarning`). Ids may be of any hashable type; internal ids
         follow the order of first appearance. Feature tables are in the flat form
         ``id, value, feature`` (several rows per entity allowed), or, with ``make_dense_*``, one
         row per ``id`` and one numeric column per feature. The features named in ``cat_*_features``
@@ -363,21 +510,21 @@ class Dataset:
             raise ValueError("interactions is empty")
         user_codes, user_uniques = pd.factorize(interactions_df[Columns.User])
         item_codes, item_uniques = pd.factorize(interactions_df[Columns.Item])
+        check_id_types(user_uniques, "interactions", Columns.User)
+        check_id_types(item_uniques, "interactions", Columns.Item)
         if Columns.Weight in interactions_df.columns:
             check_columns(interactions_df, "interactions", [Columns.Weight])
-            weight_col = interactions_df[Columns.Weight]
-            if not pd.api.types.is_numeric_dtype(weight_col):
-                raise ValueError(f"interactions: column '{Columns.Weight}' must be numeric, got {weight_col.dtype}")
-            weights = weight_col.to_numpy(dtype=np.float32)
-            if not np.isfinite(weights).all():
-                raise ValueError(f"interactions: column '{Columns.Weight}' has non-finite values")
+            weights = _check_weights(interactions_df[Columns.Weight])
         else:
             weights = np.ones(n, dtype=np.float32)
-        if Columns.Datetime in interactions_df.columns:
+        has_times = Columns.Datetime in interactions_df.columns
+        if has_times:
             check_columns(interactions_df, "interactions", [Columns.Datetime])
-            times = _datetimes_as_int(interactions_df[Columns.Datetime])
+            times = _time_values(interactions_df[Columns.Datetime])
             are_datetimes = not _is_numeric_time(interactions_df[Columns.Datetime])
         else:
+            warnings.warn(f"interactions has no '{Columns.Datetime}' column (it has {list(interactions_df.columns)}): "
+                          "each user's interactions are taken in row order", DataWarning, stacklevel=2)
             times = np.arange(n, dtype=np.int64)
             are_datetimes = False
         user_map = IdMap(user_uniques)
@@ -389,10 +536,16 @@ class Dataset:
             item_map = item_map.add_ids(item_features_df[Columns.Id].dropna())
         inter = build_interactions(user_codes, item_codes, user_map.size, weights, times, are_datetimes,
                                    times_are_row_order=Columns.Datetime not in interactions_df.columns)
+        if has_times:
+            _warn_duplicates(inter, user_map.external_ids, item_map.external_ids)
 
         def features(df: tp.Optional[pd.DataFrame], id_map: IdMap, cats: tp.Iterable[str], dense: bool,
                      what: str) -> tp.Optional[Features]:
-            cats = [cats] if isinstance(cats, str) else list(cats)
+            if isinstance(cats, str):
+                cats = [cats]
+            elif not isinstance(cats, tp.Iterable):
+                raise TypeError(f"cat_{what} must be a list of feature names, got {cats!r}")
+            cats = list(cats)
             if df is None:
                 if cats:
                     raise ValueError(f"categorical {what} {cats} given without a {what} table")

@@ -78,6 +78,12 @@ def _top_k(scores: torch.Tensor, k: int, rows: np.ndarray, excl_rows: np.ndarray
         scores[torch.as_tensor(excl_rows[keep], device=device), torch.as_tensor(cols[keep], device=device)] = (
             float("-inf"))
     top_scores, top_cols = torch.topk(scores, k, dim=1)  # (B, k)
+    # -inf marks an excluded item; NaN (which topk puts first) or +inf can only come from the model
+    broken = torch.isnan(top_scores) | (top_scores == float("inf"))
+    if bool(broken.any()):
+        raise ValueError(f"the model gives non-finite scores (e.g. {float(top_scores[broken][0])}) for "
+                         f"{int(broken.any(dim=1).sum())} query row(s) of this batch: its weights are not finite "
+                         "(a diverged training?); refusing to rank by them")
     ok = torch.isfinite(top_scores)
     row_ids = torch.as_tensor(rows, device=device).unsqueeze(1).expand_as(top_cols)
     out[0].append(row_ids[ok].cpu().numpy())

@@ -1,6 +1,7 @@
 """Train/validation/test splits of an interactions DataFrame.
 
-Time order is the ``datetime`` column when present (ties keep input order: stable sorts), else
+Time order is the ``datetime`` column when present, read exactly as :meth:`seqrec.Dataset.construct`
+reads it (datetime strings parsed, floats not truncated; ties keep input order: stable sorts), else
 the row order. Every split returns new DataFrames holding rows of the input in their input order
 (original index kept), ready for :meth:`seqrec.Dataset.construct`; the input is never modified.
 """
@@ -13,20 +14,14 @@ import numpy as np
 import pandas as pd
 
 from .columns import Columns
+from .dataset import _time_values, check_columns
 
 __all__ = ["last_n_split", "leave_one_out", "time_split"]
 
 
 def _check_interactions(df: tp.Any) -> None:
-    if not isinstance(df, pd.DataFrame):
-        raise TypeError(f"interactions must be a pandas DataFrame, got {type(df).__name__}")
-    required = [Columns.User, Columns.Item]
-    missing = [c for c in required if c not in df.columns]
-    if missing:
-        raise ValueError(f"interactions is missing required column(s) {missing}; it has {list(df.columns)}")
-    for col in required + ([Columns.Datetime] if Columns.Datetime in df.columns else []):
-        if df[col].isna().any():
-            raise ValueError(f"interactions: column '{col}' has {int(df[col].isna().sum())} missing value(s)")
+    check_columns(df, "interactions", [Columns.User, Columns.Item]
+                  + ([Columns.Datetime] if isinstance(df, pd.DataFrame) and Columns.Datetime in df.columns else []))
 
 
 def _check_count(name: str, value: tp.Any, minimum: int) -> None:
@@ -65,7 +60,7 @@ def cold_test_mask(train: np.ndarray, users: np.ndarray, items: np.ndarray, filt
 
 
 def _positions_from_end(df: pd.DataFrame) -> tp.Tuple[np.ndarray, np.ndarray]:
-    times = df[Columns.Datetime].to_numpy() if Columns.Datetime in df.columns else np.arange(len(df))
+    times = _time_values(df[Columns.Datetime]) if Columns.Datetime in df.columns else np.arange(len(df))
     return positions_from_end(pd.factorize(df[Columns.User])[0], times)
 
 

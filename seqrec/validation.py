@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .columns import Columns
-from .dataset import Dataset, ExternalIds
+from .dataset import Dataset, ExternalIds, _time_values
 
 ValMaskFunc = tp.Callable[[pd.DataFrame], np.ndarray]
 
@@ -27,12 +27,12 @@ def leave_one_out_mask(interactions: pd.DataFrame, val_users: tp.Union[None, int
     ``val_users``: None for every user, an int for a seeded random sample of that many users
     (``random_state``), or the external ids of the users to validate on.
     """
-    order = interactions.sort_values(Columns.Datetime, kind="stable") if Columns.Datetime in interactions else \
-        interactions
-    last = ~order[Columns.User].duplicated(keep="last")
-    mask = pd.Series(False, index=interactions.index)
-    mask.loc[order.index[last.to_numpy()]] = True
-    mask = mask.to_numpy(copy=True)
+    # the time order of Dataset.construct and seqrec.splits (datetime strings parsed, floats exact)
+    order = (np.argsort(_time_values(interactions[Columns.Datetime]), kind="stable")
+             if Columns.Datetime in interactions else np.arange(len(interactions)))
+    last = ~interactions[Columns.User].iloc[order].duplicated(keep="last").to_numpy()
+    mask = np.zeros(len(interactions), dtype=bool)
+    mask[order[last]] = True
     if val_users is None:
         return mask
     users = interactions[Columns.User]

@@ -208,11 +208,11 @@ def test_cold_items_need_the_trained_columns(content_dataset, cycle_df):
 
 def test_bad_dense_features_name_the_column(cycle_df):
     bad_type = _content().assign(title=[f"t{i}" for i in range(N_CYCLE_ITEMS)])
-    with pytest.raises(ValueError, match="dense feature column 'title' must be numeric"):
+    with pytest.raises(ValueError, match="dense features must be numeric: column 'title'"):
         Dataset.construct(cycle_df, item_features_df=bad_type, make_dense_item_features=True)
     with_nan = _content()
     with_nan.loc[3, "emb_2"] = np.nan
-    with pytest.raises(ValueError, match="column 'emb_2' has 1 missing or infinite value.*index 3"):
+    with pytest.raises(ValueError, match="column 'emb_2' has 1 missing or non-finite value.*index 3"):
         Dataset.construct(cycle_df, item_features_df=with_nan, make_dense_item_features=True)
 
 

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ..columns import Columns
-from ..dataset import Dataset, Interactions, _datetimes_as_int, _is_numeric_time, check_columns
+from ..dataset import Dataset, Interactions, _is_numeric_time, _time_values, check_columns
 from ..splits import cold_test_mask, positions_from_end
 
 __all__ = ["LastNSplitter", "RandomSplitter", "Splitter", "TimeRangeSplitter"]
@@ -53,7 +53,7 @@ class _Rows:
             if Columns.Datetime in interactions.columns:
                 check_columns(interactions, "interactions", [Columns.Datetime])
                 col = interactions[Columns.Datetime]
-                times, are_datetimes = _datetimes_as_int(col), not _is_numeric_time(col)
+                times, are_datetimes = _time_values(col), not _is_numeric_time(col)
             else:
                 times, are_datetimes = np.arange(len(interactions), dtype=np.int64), False
             return cls(pd.factorize(interactions[Columns.User])[0], pd.factorize(interactions[Columns.Item])[0],

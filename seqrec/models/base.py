@@ -11,7 +11,9 @@ import copy
 import functools
 import inspect
 import logging
+import math
 import os
+import threading
 import typing as tp
 import warnings
 
@@ -25,8 +27,8 @@ from ..batching import keep_entries, ranks_in_runs, slice_positions, take_rows
 from ..columns import Columns
 from ..dataset import Dataset, DenseFeatures, IdMap, Interactions, take_feature_rows
 from ..nn.item_net import DenseFeaturesItemNet, ItemNetBase, SumItemNet
-from ..nn.losses import LOSSES, NEGATIVE_SAMPLING
-from ..nn.layers import check_layers_type
+from ..nn.losses import LOSSES, NEGATIVE_SAMPLING, plan_softmax
+from ..nn.layers import ACTIVATIONS, check_layers_type
 from ..nn.transformer import TransformerNet
 from ..persistence import checkpoint_meta
 from ..presets import get_preset, preset_names
@@ -40,8 +42,8 @@ TRAIN_WINDOWS = ("last", "all")
 TrainerFactory = tp.Callable[[], L.Trainer]
 
 
-class NotFittedError(RuntimeError):
-    """Raised when a model is used before ``fit``."""
+class NotFittedError(ValueError, AttributeError):
+    """Raised when a model is used before ``fit`` (a ValueError and an AttributeError, as scikit-learn's)."""
 
 
 def _check(condition: bool, message: str) -> None:
@@ -51,6 +53,16 @@ def _check(condition: bool, message: str) -> None:
 
 def _is_int(value: tp.Any) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _is_number(value: tp.Any) -> bool:
+    """A finite real number (not a bool)."""
+    return (isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+            and math.isfinite(value))
+
+
+def _is_flag(value: tp.Any) -> bool:
+    return isinstance(value, (bool, np.bool_))
 
 
 class TransformerModelBase:
@@ -106,9 +118,16 @@ class TransformerModelBase:
         unknown = sorted(set(params) - set(allowed))
         if unknown:
             raise ValueError(f"Unknown parameter(s) {unknown} for {type(self).__name__}; allowed: {allowed}")
+        old = {name: getattr(self, name) for name in params}
         for name, value in params.items():
             setattr(self, name, value)
-        self._validate_params()
+        try:
+            self._validate_params()
+        except Exception:
+            # a refused value is not left set: the model stays as it was
+            for name, value in old.items():
+                setattr(self, name, value)
+            raise
         return self
 
     def __repr__(self) -> str:
@@ -129,37 +148,41 @@ class TransformerModelBase:
                f"n_factors ({self.n_factors}) must be divisible by n_heads ({self.n_heads})")
         _check(self.session_max_len >= 2 or type(self).__name__ != "BERT4RecModel",
                "session_max_len must be at least 2 for BERT4Rec (history + mask token)")
-        _check(isinstance(self.dropout_rate, (int, float)) and 0 <= self.dropout_rate < 1,
+        _check(_is_number(self.dropout_rate) and 0 <= self.dropout_rate < 1,
                f"dropout_rate must be in [0, 1), got {self.dropout_rate!r}")
         self._check_choice("loss", LOSSES)
         _check(_is_int(self.n_negatives) and self.n_negatives > 0,
                f"n_negatives must be a positive integer, got {self.n_negatives!r}")
-        _check(isinstance(self.gbce_t, (int, float)) and 0 <= self.gbce_t <= 1,
+        _check(_is_number(self.gbce_t) and 0 <= self.gbce_t <= 1,
                f"gbce_t must be in [0, 1], got {self.gbce_t!r}")
-        _check(isinstance(self.lr, (int, float)) and self.lr > 0, f"lr must be positive, got {self.lr!r}")
+        _check(_is_number(self.lr) and self.lr > 0, f"lr must be a positive finite number, got {self.lr!r}")
         self._check_choice("negative_sampling", NEGATIVE_SAMPLING)
         _check(self.softmax_chunk_size is None or (_is_int(self.softmax_chunk_size) and self.softmax_chunk_size > 0),
                f"softmax_chunk_size must be a positive integer or None (automatic), got {self.softmax_chunk_size!r}")
         self._check_choice("precision", PRECISIONS)
-        _check(isinstance(self.torch_compile, bool), f"torch_compile must be True or False, got {self.torch_compile!r}")
+        for name in ("torch_compile", "deterministic", "use_pos_emb", "use_causal_attn", "use_key_padding_mask"):
+            _check(_is_flag(getattr(self, name)), f"{name} must be True or False, got {getattr(self, name)!r}")
         self._check_choice("train_windows", TRAIN_WINDOWS)
         self._check_choice("lr_schedule", LR_SCHEDULES)
-        _check(_is_int(self.verbose) and self.verbose >= 0, f"verbose must be a non-negative integer")
+        _check(_is_int(self.verbose) and self.verbose >= 0, f"verbose must be a non-negative integer, got {self.verbose!r}")
         _check(_is_int(self.dataloader_num_workers) and self.dataloader_num_workers >= 0,
-               "dataloader_num_workers must be a non-negative integer")
+               f"dataloader_num_workers must be a non-negative integer, got {self.dataloader_num_workers!r}")
         blocks = self.item_net_block_types
         _check(isinstance(blocks, (tuple, list)) and len(blocks) > 0,
-               "item_net_block_types must be a non-empty tuple of item blocks, e.g. (IdEmbeddingsItemNet,)")
+               f"item_net_block_types must be a non-empty tuple of item blocks, e.g. (IdEmbeddingsItemNet,), got "
+               f"{blocks!r}")
         for block in blocks:
             _check(inspect.isclass(block) and issubclass(block, ItemNetBase),
                    f"item_net_block_types: {block!r} is not an item block; allowed: IdEmbeddingsItemNet, "
                    "CatFeaturesItemNet or another ItemNetBase subclass")
         check_layers_type(self.transformer_layers_type)
         self.transformer_layers_type.check_options(self.transformer_layers_kwargs)
-        _check(self.random_state is None or _is_int(self.random_state),
-               f"random_state must be an integer or None, got {self.random_state!r}")
+        _check(self.random_state is None or (_is_int(self.random_state) and self.random_state >= 0),
+               f"random_state must be a non-negative integer or None, got {self.random_state!r}")
+        _check(self._activation in ACTIVATIONS,
+               f"{type(self).__name__}._activation {self._activation!r} is unknown; allowed: {tuple(ACTIVATIONS)}")
         _check(self.get_trainer_func is None or callable(self.get_trainer_func),
-               "get_trainer_func must be a callable returning a lightning Trainer, or None")
+               f"get_trainer_func must be a callable returning a lightning Trainer, or None, got {self.get_trainer_func!r}")
         self._check_choice("similarity", SIMILARITIES)
         if self.similarity_module_type is not None or self.similarity_module_kwargs:
             _check(self.similarity_module_type in (None, DistanceSimilarityModule),
@@ -174,7 +197,8 @@ class TransformerModelBase:
             _check(self.similarity in (self._default_similarity, distance),
                    f"similarity={self.similarity!r} contradicts similarity_module_kwargs distance {distance!r}")
         _check(self.get_val_mask_func is None or callable(self.get_val_mask_func),
-               "get_val_mask_func must be a callable (interactions DataFrame -> boolean mask), or None")
+               f"get_val_mask_func must be a callable (interactions DataFrame -> boolean mask), or None, got "
+               f"{self.get_val_mask_func!r}")
         for name in ("get_val_mask_func_kwargs", "get_trainer_func_kwargs"):
             value = getattr(self, name)
             _check(value is None or (isinstance(value, dict) and all(isinstance(k, str) for k in value)),
@@ -186,6 +210,9 @@ class TransformerModelBase:
         _check(_is_int(self.early_stopping_patience) and self.early_stopping_patience > 0,
                f"early_stopping_patience must be a positive integer, got {self.early_stopping_patience!r}")
         if self.recommend_torch_device is not None:
+            _check(isinstance(self.recommend_torch_device, (str, torch.device)),
+                   f"recommend_torch_device must be a device name (e.g. 'cpu', 'cuda:0'), a torch.device or None, "
+                   f"got {self.recommend_torch_device!r}")
             try:
                 torch.device(self.recommend_torch_device)
             except (RuntimeError, TypeError) as e:
@@ -375,6 +402,10 @@ class TransformerModelBase:
         if mask is not None:
             indptr, kept = keep_entries(indptr, np.arange(len(inter)), ~mask)  # CSR positions kept
         lengths = np.diff(indptr)
+        if self.train_min_user_interactions < 2:
+            warnings.warn(f"train_min_user_interactions={self.train_min_user_interactions}: a user needs 2 interactions "
+                          "to give a training sample (an item to read and one to predict); users with fewer are not "
+                          "trained on, as with 2", UserWarning, stacklevel=4)
         min_len = max(self.train_min_user_interactions, 2)
         users = np.flatnonzero(lengths >= min_len)
         if len(users) == 0:
@@ -442,6 +473,19 @@ class TransformerModelBase:
                                             self._sequence_times(inter, target_pos[ok_rows]))
         return ValidationSamples(tokens, targets[ok], h_indptr, h_items, extras)
 
+    def _softmax_plan(self, trainer: tp.Any, n_items: int) -> tp.Any:
+        """The full-softmax path of this fit (None for the other losses), chosen once for the largest
+        step (a training batch of ``batch_size`` windows of ``session_max_len`` positions, or a
+        validation batch), so that free memory changing during the run cannot switch the path."""
+        if self.loss != "softmax":
+            return None
+        try:
+            device = torch.device(trainer.strategy.root_device)
+        except (AttributeError, RuntimeError, TypeError):
+            device = torch.device("cpu")
+        max_rows = max(self.batch_size * self.session_max_len, self.recommend_batch_size)
+        return plan_softmax(max_rows, n_items, device, self.softmax_chunk_size)
+
     def _train(self, dataset: Dataset, trainer: tp.Any) -> None:
         mask = None
         if self.get_val_mask_func is not None:
@@ -480,10 +524,14 @@ class TransformerModelBase:
             # training item counts: the sampling distribution of popularity negatives
             item_counts = (np.bincount(train.items, minlength=net.n_items)
                            if self.negative_sampling == "popularity" else None)
+            plan = None if fresh or self.softmax_chunk_size is not None else self.__dict__.get("softmax_plan_")
+            # continued training keeps the path of the first fit
+            self.softmax_plan_ = plan if plan is not None and self.loss == "softmax" else (
+                self._softmax_plan(trainer, net.n_items))
             module = make_module(
                 ns, net, self._training_batch, self.loss, self.n_negatives, self.gbce_t, self.lr,
                 verbose=self.verbose, negative_sampling=self.negative_sampling, item_counts=item_counts,
-                softmax_chunk_size=self.softmax_chunk_size, precision=self.precision,
+                softmax_chunk_size=self.softmax_plan_.chunk if self.softmax_plan_ else None, precision=self.precision,
                 torch_compile=self.torch_compile, lr_schedule=self.lr_schedule, similarity=self._similarity(),
                 val_k=self.val_k, seed=seed, epoch_offset=offset, optimizer_state=self.optimizer_state_,
                 logits_t=self._logits_t(),
@@ -544,12 +592,39 @@ class TransformerModelBase:
         if on_unsupported_targets == "warn":
             warnings.warn(message + "; they are dropped", stacklevel=3)
 
-    def _check_reco_args(self, dataset: tp.Any, k: tp.Any, on_unsupported_targets: str, what: str) -> None:
+    def _check_reco_args(self, dataset: tp.Any, k: tp.Any, on_unsupported_targets: str, what: str,
+                         **flags: tp.Any) -> None:
         self._check_fitted()
         self._check_dataset(dataset, what)
         _check(_is_int(k) and k > 0, f"k must be a positive integer, got {k!r}")
-        _check(on_unsupported_targets in ON_UNSUPPORTED,
+        _check(isinstance(on_unsupported_targets, str) and on_unsupported_targets in ON_UNSUPPORTED,
                f"on_unsupported_targets must be one of {ON_UNSUPPORTED}, got {on_unsupported_targets!r}")
+        for name, value in flags.items():
+            if not _is_flag(value):
+                raise TypeError(f"{name} must be True or False, got {value!r}")
+
+    @contextlib.contextmanager
+    def _inference_net(self) -> tp.Iterator[TransformerNet]:
+        """The fitted network on the scoring device in eval mode, for the duration of one recommend call.
+
+        Calls from several threads share it: the first moves it to the device (and to eval mode),
+        the last puts it back on the CPU in its former mode, so no call sees another move or
+        switch it while it scores."""
+        lock = self.__dict__.setdefault("_inference_lock", threading.Lock())
+        device = self._device()
+        with lock:
+            users = self.__dict__.get("_inference_users", 0)
+            if users == 0:
+                self._inference_mode = self.net_.training
+                self.net_.eval().to(device)
+            self._inference_users = users + 1
+        try:
+            yield self.net_
+        finally:
+            with lock:
+                self._inference_users -= 1
+                if self._inference_users == 0:
+                    self.net_.cpu().train(self._inference_mode)
 
     def recommend(
         self,
@@ -568,7 +643,8 @@ class TransformerModelBase:
         item the model knows (users unseen at fit time included); the others are handled by
         ``on_unsupported_targets``: "raise" (ValueError), "warn" (dropped with a warning) or
         "ignore" (dropped). ``filter_viewed`` removes the items of each user's history in
-        ``dataset``; ``items_to_recommend`` restricts the candidates (unknown ids are ignored).
+        ``dataset``; ``items_to_recommend`` restricts the candidates (unknown ids are ignored; a
+        warning when none is known). Calls from several threads at once are safe.
 
         Returns a DataFrame ``user_id, item_id, score[, rank]`` with external ids, users in the
         order given, items by decreasing score (``rank`` 1..k). A user may get fewer than ``k``
@@ -576,10 +652,11 @@ class TransformerModelBase:
         only by a model whose ``require_recommend_context`` is True; the others warn that they
         ignore it.
         """
-        self._check_reco_args(dataset, k, on_unsupported_targets, "recommend")
+        self._check_reco_args(dataset, k, on_unsupported_targets, "recommend", filter_viewed=filter_viewed,
+                              add_rank_col=add_rank_col)
         if context is not None and not self.require_recommend_context:
             warnings.warn(f"{type(self).__name__} does not use context (as in RecTools, it is ignored)", stacklevel=2)
-        users_ext = _unique_ids(users)
+        users_ext = _unique_ids(users, "users")
         user_rows = dataset.user_id_map.to_internal(users_ext, strict=False)
         model_items = self._model_items_of(dataset)
         inter = dataset.interactions
@@ -593,7 +670,8 @@ class TransformerModelBase:
         has_history = np.diff(indptr) > 0
         if not has_history.all():
             self._handle_unsupported(users_ext[~has_history], "user(s) have no interactions with items known to the "
-                                     "model in the given dataset", on_unsupported_targets)
+                                     "model in the given dataset" + _type_hint(users_ext, dataset.user_id_map),
+                                     on_unsupported_targets)
             users_ext = users_ext[has_history]
             _, pos = take_rows(indptr, pos, np.flatnonzero(has_history))
             indptr, items = take_rows(indptr, items, np.flatnonzero(has_history))
@@ -607,15 +685,14 @@ class TransformerModelBase:
                 return self._inference_extras(b_indptr, b_times, query[rows])
         candidates = None
         if items_to_recommend is not None:
-            cand = self.item_id_map_.to_internal(_unique_ids(items_to_recommend), strict=False)
+            whitelist = _unique_ids(items_to_recommend, "items_to_recommend")
+            cand = self.item_id_map_.to_internal(whitelist, strict=False)
             candidates = np.sort(cand[cand >= 0])
-        device = self._device()
-        try:
-            user_idx, item_idx, scores = rank_users(self.net_.to(device), self._inference_tokens, indptr, items, k,
-                                                    filter_viewed, candidates, device, self.recommend_batch_size,
+            _warn_no_candidates(whitelist, candidates, self.item_id_map_)
+        with self._inference_net() as net:
+            user_idx, item_idx, scores = rank_users(net, self._inference_tokens, indptr, items, k, filter_viewed,
+                                                    candidates, self._device(), self.recommend_batch_size,
                                                     self._similarity(), extras_fn)
-        finally:
-            self.net_.cpu()
         reco = pd.DataFrame({
             Columns.User: users_ext[user_idx],
             Columns.Item: self.item_id_map_.to_external(item_idx),
@@ -649,26 +726,26 @@ class TransformerModelBase:
         Returns a DataFrame ``target_item_id, item_id, score[, rank]`` with external ids, targets
         in the order given.
         """
-        self._check_reco_args(dataset, k, on_unsupported_targets, "recommend_to_items")
-        targets_ext = _unique_ids(target_items)
-        device = self._device()
-        try:
-            net = self.net_.to(device)
+        self._check_reco_args(dataset, k, on_unsupported_targets, "recommend_to_items", filter_itself=filter_itself,
+                              add_rank_col=add_rank_col)
+        targets_ext = _unique_ids(target_items, "target_items")
+        with self._inference_net() as net:
             with torch.no_grad():
                 table, row_of, external = self._table_with_cold_items(net, dataset)  # (n_rows, d)
             rows = row_of(targets_ext)
             if (rows < 0).any():
                 self._handle_unsupported(targets_ext[rows < 0], "target item(s) are unknown to the model and have no "
-                                         "features it can embed", on_unsupported_targets)
+                                         "features it can embed"
+                                         + _type_hint(targets_ext, dataset.item_id_map), on_unsupported_targets)
                 targets_ext, rows = targets_ext[rows >= 0], rows[rows >= 0]
             candidates = None
             if items_to_recommend is not None:
-                cand = row_of(_unique_ids(items_to_recommend))
+                whitelist = _unique_ids(items_to_recommend, "items_to_recommend")
+                cand = row_of(whitelist)
                 candidates = np.unique(cand[cand >= 0])
+                _warn_no_candidates(whitelist, candidates, dataset.item_id_map)
             target_idx, item_idx, scores = rank_items(table, rows, k, filter_itself, candidates,
                                                       self.recommend_batch_size, self._similarity())
-        finally:
-            self.net_.cpu()
         reco = pd.DataFrame({
             Columns.TargetItem: targets_ext[target_idx],
             Columns.Item: external[item_idx],
@@ -682,9 +759,7 @@ class TransformerModelBase:
                                ) -> tp.Tuple[torch.Tensor, tp.Callable[[np.ndarray], np.ndarray], np.ndarray]:
         """The model's item table with the cold items of ``dataset`` it can embed appended; a map of
         external ids to rows (-1: neither known nor embeddable) and the external id of every row."""
-        was_training = net.training
-        net.eval()
-        table = net.item_table()
+        table = net.item_table()  # net is in eval mode (_inference_net)
         known = self._model_items_of(dataset)
         cold = np.flatnonzero(known < 0)  # dataset items the model does not know
         external = self.item_id_map_.external_ids
@@ -695,7 +770,6 @@ class TransformerModelBase:
                 table = torch.cat([table, vectors[torch.as_tensor(np.flatnonzero(ok), device=table.device)]], dim=0)
                 cold_ids = dataset.item_id_map.to_external(cold[ok])
                 external = np.concatenate([np.asarray(external, dtype=object), np.asarray(cold_ids, dtype=object)])
-        net.train(was_training)
         index = pd.Index(external)
 
         def row_of(ids: np.ndarray) -> np.ndarray:
@@ -751,11 +825,13 @@ class TransformerModelBase:
         state = self.__dict__.copy()
         state.pop("fit_trainer", None)
         state.pop("lightning_model", None)
+        for name in ("_inference_lock", "_inference_users", "_inference_mode"):  # per-process state of recommend
+            state.pop(name, None)
         return state
 
 
 _FITTED_ATTRS = ("net_", "item_id_map_", "train_seed_", "epochs_done_", "optimizer_state_", "history_",
-                 "best_epoch_", "fit_trainer", "lightning_model")
+                 "best_epoch_", "fit_trainer", "lightning_model", "softmax_plan_")
 
 
 def _warn_numeric_item_features(dataset: Dataset) -> None:
@@ -774,10 +850,37 @@ def _warn_numeric_item_features(dataset: Dataset) -> None:
                       "item_net_block_types for dense numeric features", UserWarning, stacklevel=4)
 
 
-def _unique_ids(values: tp.Any) -> np.ndarray:
+def _unique_ids(values: tp.Any, name: str) -> np.ndarray:
+    """The distinct ids of ``values`` in order of first appearance; TypeError for a single id or a
+    string (which would be read as a sequence of characters), ValueError for missing ids."""
+    if isinstance(values, (str, bytes)) or not isinstance(values, tp.Iterable):
+        raise TypeError(f"{name} must be a sequence of ids (a list, array or Series), got {type(values).__name__} "
+                        f"{values!r}")
+    if isinstance(values, pd.DataFrame):
+        raise TypeError(f"{name} must be a sequence of ids, got a DataFrame; pass one of its columns")
     if not isinstance(values, (np.ndarray, pd.Series, pd.Index)):
         values = list(values)
-    return pd.unique(pd.Series(values))
+    ids = pd.Series(values)
+    if ids.isna().any():
+        raise ValueError(f"{name} has missing values (NaN/None) at position(s) "
+                         f"{np.flatnonzero(ids.isna().to_numpy())[:5].tolist()}")
+    return pd.unique(ids)
+
+
+def _type_hint(given: np.ndarray, id_map: IdMap) -> str:
+    """When none of the ``given`` ids is known: what the known ids look like (ints given for string ids...)."""
+    if len(given) == 0 or (id_map.to_internal(given, strict=False) >= 0).any() or id_map.size == 0:
+        return ""
+    return (f" (none of the given ids is known; given ids of type {type(given[0]).__name__}, the dataset's are like "
+            f"{id_map.external_ids[:3].tolist()} of type {type(id_map.external_ids[0]).__name__})")
+
+
+def _warn_no_candidates(whitelist: np.ndarray, candidates: np.ndarray, id_map: IdMap) -> None:
+    """items_to_recommend: unknown ids are ignored (as in RecTools); when none is known, a warning."""
+    if len(whitelist) and len(candidates) == 0:
+        warnings.warn(f"items_to_recommend: none of the {len(whitelist)} item(s) is known to the model, e.g. "
+                      f"{whitelist[:5].tolist()}{_type_hint(whitelist, id_map)}; the result is empty", UserWarning,
+                      stacklevel=3)
 
 
 @contextlib.contextmanager

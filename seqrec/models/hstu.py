@@ -106,6 +106,8 @@ class HSTUModel(TransformerModelBase):
         pos_encoding_kwargs: tp.Optional[tp.Dict[str, tp.Any]] = None,
         lightning_module_kwargs: tp.Optional[tp.Dict[str, tp.Any]] = None,
     ) -> None:
+        _check(isinstance(use_key_padding_mask, (bool, np.bool_)),
+               f"use_key_padding_mask must be True or False, got {use_key_padding_mask!r}")
         if use_key_padding_mask:
             warnings.warn("use_key_padding_mask is not used by HSTU (padding keys are always masked); it is set to "
                           "False, as in RecTools", UserWarning, stacklevel=2)

@@ -13,7 +13,7 @@ from ..nn.item_net import CatFeaturesItemNet, IdEmbeddingsItemNet, ItemNetBase
 from ..nn.layers import PreLNTransformerLayers, TransformerLayersBase
 from ..nn.transformer import N_SPECIAL, PAD
 from ..validation import ValMaskFunc
-from .base import TrainerFactory, TransformerModelBase
+from .base import TrainerFactory, TransformerModelBase, _check
 
 
 class SASRecModel(TransformerModelBase):
@@ -31,7 +31,8 @@ class SASRecModel(TransformerModelBase):
     deterministic : deterministic algorithms and, without ``random_state``, seed 0.
     verbose : 0 silent; 1 progress bar and per-epoch loss; 2 also Lightning's messages.
     item_net_block_types : item blocks whose tables are summed (ids and/or categorical features).
-    use_pos_emb, use_causal_attn, use_key_padding_mask : attention set-up.
+    use_pos_emb, use_causal_attn, use_key_padding_mask : attention set-up (``use_causal_attn=False``
+        is refused: each position would see its own target, unless a subclass overrides ``_training_batch``).
     recommend_batch_size, recommend_torch_device : users per scoring batch and device
         (None: CUDA when available).
     get_trainer_func : optional callable returning a configured ``lightning.Trainer``.
@@ -105,6 +106,14 @@ class SASRecModel(TransformerModelBase):
     _ff_multiplier = 1
     _activation = "relu"
     _preset_prefix = "sasrec"
+
+    def _validate_params(self) -> None:
+        super()._validate_params()
+        # bidirectional attention lets position t read item t + 1, its own target: the shifted
+        # objective would be learnt by copying. A subclass with its own objective may want it.
+        _check(self.use_causal_attn or type(self)._training_batch is not SASRecModel._training_batch,
+               "use_causal_attn=False: SASRec's next-item objective would let each position see its own target "
+               "(the next item); use BERT4RecModel for bidirectional attention, or override _training_batch")
 
     def _train_window(self) -> int:
         # L inputs and their L next items

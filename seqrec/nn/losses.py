@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 import typing as tp
 
 import torch
@@ -84,6 +83,27 @@ def _outside_autocast(forward: tp.Callable[..., torch.Tensor]) -> tp.Callable[..
             return forward(ctx, h, *args)
 
     return wrapped
+
+
+class SoftmaxPlan(tp.NamedTuple):
+    """The full-softmax path of one fit: ``"fused"`` (CPU, row-blocked), ``"plain"`` (``F.cross_entropy``
+    of the whole logits) or ``"chunked"``, and the ``chunk`` of catalog items per block that selects
+    it (``chunk == n_items``: one block). Passing ``chunk`` as the ``chunk_size`` of every step
+    keeps that path whatever the free memory does during the run."""
+
+    path: str
+    chunk: int
+
+
+def plan_softmax(max_rows: int, n_items: int, device: torch.device,
+                 chunk_size: tp.Optional[int] = None) -> SoftmaxPlan:
+    """The softmax path for steps of at most ``max_rows`` rows over ``n_items`` items, chosen once
+    (from the free memory now, unless ``chunk_size`` forces it): a run that re-chose it at every
+    step could switch paths, whose float results differ in the last bits, with the free memory."""
+    chunk = softmax_chunk_size(max_rows, n_items, device, chunk_size)
+    if chunk < n_items:
+        return SoftmaxPlan("chunked", chunk)
+    return SoftmaxPlan("fused" if device.type == "cpu" else "plain", n_items)
 
 
 class ChunkedSoftmaxCE(torch.autograd.Function):
@@ -209,7 +229,8 @@ def softmax_loss(h: torch.Tensor, W: torch.Tensor, y: torch.Tensor,
     While the ``(N, n_items)`` logits would fit comfortably in memory, the whole-catalog path: on CPU
     the row-blocked fused loss (:class:`FusedSoftmaxCE`), elsewhere ``F.cross_entropy`` of
     ``h @ W.T``. Beyond that (or with ``chunk_size`` given) the catalog-chunked path. All give the
-    same loss and gradients.
+    same loss and gradients (up to float rounding). A training run passes the ``chunk`` of its
+    :func:`plan_softmax` so that every step takes the same path.
     """
     chunk = softmax_chunk_size(h.shape[0], W.shape[0], h.device, chunk_size)
     if chunk >= W.shape[0]:

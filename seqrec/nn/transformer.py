@@ -112,6 +112,9 @@ class TransformerNet(nn.Module):
     def _embed(self, tokens: torch.Tensor, item_table: torch.Tensor) -> tp.Tuple[torch.Tensor, torch.Tensor]:
         """Input vectors ``(B, L, d)`` (token + position, dropout, zero at padding) and the real-token mask."""
         B, L = tokens.shape
+        if self.pos_emb is not None and L > self.pos_emb.num_embeddings:
+            raise ValueError(f"sequences of {L} tokens are longer than the network's max_len "
+                             f"({self.pos_emb.num_embeddings}, the model's session_max_len)")
         valid = tokens != PAD  # (B, L)
         # (N_SPECIAL + n_items, d): special tokens first, then the catalog
         vocab = torch.cat([self.special, item_table], dim=0)

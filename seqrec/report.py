@@ -324,15 +324,16 @@ def _fig_long_tail(tail: tp.Dict[str, tp.Any], labels: tp.Dict[str, str]) -> byt
     axes = fig.subplots(1, 2, width_ratios=[1.1, 1])
     n_items = tail["n_items"]
     x = np.arange(1, n_items + 1) / n_items
-    names = {**labels, "interactions": "training interactions", "catalog": "catalog (every item once)"}
+    names = {**labels, "interactions": "training interactions", "catalog": "catalog (each item equally)"}
     styles = {MODEL: "-", POPULAR: "-", "interactions": "--", "catalog": ":"}
     ax = axes[0]
     for who in (MODEL, POPULAR, "interactions", "catalog"):
         ax.plot(x, tail["cum"][who], styles[who], color=COLORS[who], label=names[who], linewidth=2)
     ax.set_xscale("log")
     ax.set_xlim(1 / n_items, 1)
+    ax.xaxis.set_major_formatter(_percent_formatter())
     ax.set_ylim(0, 1.02)
-    ax.set_xlabel("most popular share of the catalog (items by training popularity, log scale)", fontsize=10)
+    ax.set_xlabel("most popular items, share of the catalog (log scale)", fontsize=11)
     ax.set_ylabel("cumulative share", fontsize=11)
     ax.set_title("Recommendations by item popularity", fontsize=12)
     ax.legend(fontsize=9, frameon=False, loc="upper left")
@@ -367,7 +368,7 @@ def _fig_coverage(curves: tp.Dict[str, np.ndarray], n_catalog: int, labels: tp.D
     ax = axes[0]
     values = [curves[who][-1] for who in (MODEL, POPULAR)]
     bars = ax.bar([labels[MODEL], labels[POPULAR]], values, color=[COLORS[MODEL], COLORS[POPULAR]], width=0.55)
-    ax.bar_label(bars, labels=[f"{v:.1%}\n({round(v * n_catalog)} of {n_catalog})" for v in values], padding=3,
+    ax.bar_label(bars, labels=[f"{v:.1%}\n({round(v * n_catalog):,} of {n_catalog:,})" for v in values], padding=3,
                  fontsize=9)
     ax.set_ylim(0, max(max(values), 1e-6) * 1.3)
     _percent_ticks(ax)
@@ -399,9 +400,9 @@ def _percent_ticks(ax: tp.Any) -> None:
 
 
 def _percent_formatter() -> tp.Any:
-    from matplotlib.ticker import PercentFormatter
+    from matplotlib.ticker import FuncFormatter
 
-    return PercentFormatter(xmax=1.0, decimals=None)
+    return FuncFormatter(lambda x, _: f"{x * 100:.3g}%")  # 0.035 -> 3.5%, 1 -> 100%
 
 
 # ----------------------------------------------------------------------------- HTML
@@ -432,9 +433,12 @@ def _img(png: bytes, alt: str) -> str:
 
 
 def _fmt(value: float) -> str:
+    """A metric value for the tables: 4 decimals, 3 significant digits below 0.001."""
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return "n/a"
-    return f"{value:.2f}" if abs(value) >= 100 else f"{value:.4f}"
+    if abs(value) >= 100:
+        return f"{value:.2f}"
+    return f"{value:.3g}" if 0 < abs(value) < 1e-3 else f"{value:.4f}"
 
 
 def _metrics_table(metrics: tp.Dict[str, tp.Dict[str, float]], defs: tp.Dict[str, tp.Tuple[tp.Any, str]],
@@ -609,10 +613,13 @@ def run_evaluation(model: tp.Any, interactions: pd.DataFrame, out_dir: tp.Union[
     if curves_png is not None:
         figures["learning_curves"] = curves_png
         has_val = any(c.startswith("val_") for c in history.columns)
-        history_note = ("Training loss and validation metrics per epoch of the evaluated model"
-                        + ("" if has_val else "; no validation metric, as the model was trained without "
-                           "get_val_mask_func (e.g. seqrec.leave_one_out_mask)")
-                        + (f"; the weights of epoch {best_epoch} were kept." if best_epoch is not None else "."))
+        if has_val:
+            history_note = ("Training loss, validation loss and validation metrics per epoch; the validation "
+                            "targets are those the model's get_val_mask_func takes out of the training part")
+        else:
+            history_note = ("Training loss per epoch; no validation metric, as the model was trained without "
+                            "get_val_mask_func (e.g. seqrec.leave_one_out_mask)")
+        history_note += f"; the weights of epoch {best_epoch} were kept." if best_epoch is not None else "."
     else:
         history_note = "The evaluated model has no training history (history_), so there are no learning curves."
 

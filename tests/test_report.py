@@ -16,8 +16,8 @@ import pytest
 pytest.importorskip("matplotlib")
 
 from seqrec import Columns, Dataset, IdEmbeddingsItemNet, PopularModel, SASRecModel, leave_one_out_mask  # noqa: E402
-from seqrec.metrics import NDCG, HitRate, calc_metrics  # noqa: E402
-from seqrec.report import _metric_defs, run_evaluation  # noqa: E402
+from seqrec.metrics import NDCG, HitRate, Recall, calc_metrics  # noqa: E402
+from seqrec.report import _fmt, _metric_defs, run_evaluation  # noqa: E402
 from seqrec.splits import last_n_split, time_split  # noqa: E402
 
 from conftest import make_cycle_interactions  # noqa: E402
@@ -119,7 +119,7 @@ def test_metrics_equal_seqrec_metrics_on_the_same_recommendations(df, loo_run):
             assert result[who][name] == pytest.approx(value, rel=1e-12, abs=1e-12), (who, name)
             assert csv.loc[name, who] == pytest.approx(value, rel=1e-9), (who, name)
             assert stored["metrics"][who][name] == pytest.approx(value, rel=1e-12), (who, name)
-            assert f">{value:.4f}<" in page, (who, name)
+            assert f">{_fmt(value)}<" in page, (who, name)
     # the recommendations are what the report says: top-k of the test users, viewed items filtered
     assert stored["n_test_users"] == test[Columns.User].nunique() and stored["n_train_rows"] == len(train)
     assert reco.groupby(["model", Columns.User]).size().max() <= K
@@ -158,18 +158,52 @@ def test_refit_fits_a_copy_and_keeps_the_input(df, loo_run):
     assert stored["refit"] is True and stored["split"] == "loo"
 
 
-def test_refit_false_warns_and_says_so_in_the_report(df, fitted, tmp_path):
-    before = df.copy(deep=True)
-    with pytest.warns(UserWarning, match="refit=False"):
-        result = run_evaluation(fitted, df, tmp_path, k=K, refit=False)
-    page = (tmp_path / "report.html").read_text(encoding="utf-8")
+@pytest.fixture(scope="module")
+def time_df(df):
+    # one day per step: rows at or after 2024-01-08 (step 7 and later) are the test rows
+    out = df.copy()
+    out[Columns.Datetime] = pd.Timestamp("2024-01-01") + (out[Columns.Datetime] - pd.Timestamp("2024-01-01")) * 24
+    return out
+
+
+@pytest.fixture(scope="module")
+def time_run(time_df, fitted, tmp_path_factory):
+    """A report of the fitted model as it is (refit=False) on a time split."""
+    before = time_df.copy(deep=True)
+    out = tmp_path_factory.mktemp("time")
+    with pytest.warns(UserWarning, match="refit=False: the model is evaluated as it is"):
+        result = run_evaluation(fitted, time_df, out, split="time:2024-01-08", k=K, refit=False)
+    return {"out": out, "result": result, "before": before}
+
+
+def test_refit_false_warns_and_says_so_in_the_report(time_df, fitted, time_run):
+    out, result = time_run["out"], time_run["result"]
+    page = (out / "report.html").read_text(encoding="utf-8")
     assert 'class="warning"' in page and "refit=False" in page
-    pd.testing.assert_frame_equal(df, before)
+    assert json.loads((out / "metrics.json").read_text())["refit"] is False
+    pd.testing.assert_frame_equal(time_df, time_run["before"])
     # the given model (trained on every row, test included) recommends as it is
-    train, test = last_n_split(df, n=1)
+    train, test = time_split(time_df, pd.Timestamp("2024-01-08"))
     direct = fitted.recommend(test[Columns.User].unique(), Dataset.construct(train), k=K, filter_viewed=True,
                               on_unsupported_targets="ignore")
-    assert result["model"][f"hr@{K}"] == pytest.approx(HitRate(K).calc(direct, test))
+    assert result["model"][f"recall@{K}"] == pytest.approx(calc_metrics({"r": Recall(K)}, direct, test)["r"])
+
+
+def test_time_split_uses_the_rows_at_or_after_the_date(time_df, time_run):
+    out = time_run["out"]
+    train, test = time_split(time_df, pd.Timestamp("2024-01-08"))
+    assert (train[Columns.Datetime] < pd.Timestamp("2024-01-08")).all()
+    stored = json.loads((out / "metrics.json").read_text())
+    assert stored["split"] == "time:2024-01-08"
+    assert stored["n_test_rows"] == len(test) > stored["n_test_users"] == test[Columns.User].nunique()  # several rows a user
+    assert stored["n_train_rows"] == len(train)
+    reco = pd.read_csv(out / "recommendations.csv")
+    assert set(reco[Columns.User]) == set(test[Columns.User])
+    for who in ("model", "popular"):
+        rows = reco[reco["model"] == who].drop(columns="model")
+        direct = calc_metrics({n: m for n, (m, _) in _metric_defs(K).items()}, rows, test,
+                              prev_interactions=train, catalog=train[Columns.Item].unique())
+        assert stored["metrics"][who] == pytest.approx(direct)
 
 
 def test_refit_false_needs_a_fitted_model(df, tmp_path):
@@ -209,22 +243,6 @@ def test_time_split_without_test_rows_is_a_clear_error(df, tmp_path):
     early = (df[Columns.Datetime].min() - pd.Timedelta(days=1)).strftime("%Y-%m-%d")
     with pytest.raises(ValueError, match="leaves no training rows"):
         run_evaluation(small_model(), df, tmp_path, split=f"time:{early}")
-
-
-def test_time_split_uses_the_rows_at_or_after_the_date(tmp_path, fitted):
-    # one day per step: rows at or after 2024-01-08 (step 7 and later) are the test rows
-    df = make_cycle_interactions(n_users=80, n_items=24, seed=3, min_len=3, max_len=16)
-    df[Columns.Datetime] = pd.Timestamp("2024-01-01") + (df[Columns.Datetime] - pd.Timestamp("2024-01-01")) * 24
-    with pytest.warns(UserWarning, match="refit=False"):
-        result = run_evaluation(fitted, df, tmp_path, split="time:2024-01-08", k=K, refit=False)
-    train, test = time_split(df, pd.Timestamp("2024-01-08"))
-    stored = json.loads((tmp_path / "metrics.json").read_text())
-    assert stored["n_test_rows"] == len(test) > stored["n_test_users"]  # several test rows per user
-    assert stored["n_train_rows"] == len(train)
-    reco = pd.read_csv(tmp_path / "recommendations.csv")
-    rows = reco[reco["model"] == "model"].drop(columns="model")
-    assert result["model"][f"recall@{K}"] == pytest.approx(calc_metrics({"r": _metric_defs(K)[f"recall@{K}"][0]},
-                                                                        rows, test)["r"])
 
 
 def _chromium():

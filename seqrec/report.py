@@ -20,7 +20,6 @@ touched. matplotlib is the ``report`` extra: ``pip install "seqrec[report]"``.
 from __future__ import annotations
 
 import base64
-import copy
 import datetime as _dt
 import html
 import io
@@ -34,8 +33,19 @@ import pandas as pd
 
 from .columns import Columns
 from .dataset import Dataset
-from .metrics import (MAP, MRR, NDCG, AvgRecPopularity, CatalogCoverage, CoveredUsers, HitRate, MeanInvUserFreq,
-                      Recall, Serendipity, calc_metrics)
+from .metrics import (
+    MAP,
+    MRR,
+    NDCG,
+    AvgRecPopularity,
+    CatalogCoverage,
+    CoveredUsers,
+    HitRate,
+    MeanInvUserFreq,
+    Recall,
+    Serendipity,
+    calc_metrics,
+)
 from .models.popular import PopularModel
 from .splits import last_n_split, time_split
 
@@ -590,8 +600,8 @@ def run_evaluation(model: tp.Any, interactions: pd.DataFrame, out_dir: tp.Union[
     n_without = int(len(users) - recos[MODEL][Columns.User].nunique())
     info = {
         "model": labels[MODEL], "split": split, "k": k, "refit": bool(refit),
-        "n_train_rows": int(len(train)), "n_train_users": int(train[Columns.User].nunique()),
-        "n_catalog_items": int(len(catalog)), "n_test_rows": int(len(test)), "n_test_users": int(len(users)),
+        "n_train_rows": len(train), "n_train_users": int(train[Columns.User].nunique()),
+        "n_catalog_items": len(catalog), "n_test_rows": len(test), "n_test_users": len(users),
         "n_test_users_without_reco": n_without,
         "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "seqrec_version": __version__,
@@ -633,9 +643,9 @@ def run_evaluation(model: tp.Any, interactions: pd.DataFrame, out_dir: tp.Union[
     table = pd.DataFrame({"metric": list(defs), MODEL: [metrics[MODEL][n] for n in defs],
                           POPULAR: [metrics[POPULAR][n] for n in defs]})
     table.to_csv(os.path.join(out_dir, "metrics.csv"), index=False)
-    payload = {**info, "metrics": copy.deepcopy(metrics), "by_history_length": by_length.to_dict(orient="records")}
+    payload = {**info, "metrics": metrics, "by_history_length": by_length.to_dict(orient="records")}
     with open(os.path.join(out_dir, "metrics.json"), "w", encoding="utf-8") as f:
-        json.dump(payload, f, indent=2, default=_json_default, allow_nan=True)
+        json.dump(_without_nan(payload), f, indent=2, default=_json_default)  # NaN (no user to average) -> null
     pd.concat([r.assign(model=who) for who, r in recos.items()], ignore_index=True)[
         ["model", Columns.User, Columns.Item, Columns.Rank]].to_csv(
         os.path.join(out_dir, "recommendations.csv"), index=False)
@@ -643,6 +653,16 @@ def run_evaluation(model: tp.Any, interactions: pd.DataFrame, out_dir: tp.Union[
     with open(os.path.join(out_dir, "report.html"), "w", encoding="utf-8") as f:
         f.write(page)
     return metrics
+
+
+def _without_nan(value: tp.Any) -> tp.Any:
+    if isinstance(value, dict):
+        return {k: _without_nan(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_nan(v) for v in value]
+    if isinstance(value, (float, np.floating)) and np.isnan(value):
+        return None
+    return value
 
 
 def _json_default(value: tp.Any) -> tp.Any:

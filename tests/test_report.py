@@ -15,12 +15,12 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
+from conftest import make_cycle_interactions  # noqa: E402
+
 from seqrec import Columns, Dataset, IdEmbeddingsItemNet, PopularModel, SASRecModel, leave_one_out_mask  # noqa: E402
 from seqrec.metrics import NDCG, HitRate, Recall, calc_metrics  # noqa: E402
 from seqrec.report import _fmt, _metric_defs, run_evaluation  # noqa: E402
 from seqrec.splits import last_n_split, time_split  # noqa: E402
-
-from conftest import make_cycle_interactions  # noqa: E402
 
 K = 5
 FIGURES = ("metrics", "learning_curves", "by_history_length", "long_tail", "coverage")
@@ -195,7 +195,8 @@ def test_time_split_uses_the_rows_at_or_after_the_date(time_df, time_run):
     assert (train[Columns.Datetime] < pd.Timestamp("2024-01-08")).all()
     stored = json.loads((out / "metrics.json").read_text())
     assert stored["split"] == "time:2024-01-08"
-    assert stored["n_test_rows"] == len(test) > stored["n_test_users"] == test[Columns.User].nunique()  # several rows a user
+    # several test rows per user
+    assert stored["n_test_rows"] == len(test) > stored["n_test_users"] == test[Columns.User].nunique()
     assert stored["n_train_rows"] == len(train)
     reco = pd.read_csv(out / "recommendations.csv")
     assert set(reco[Columns.User]) == set(test[Columns.User])

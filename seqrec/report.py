@@ -397,7 +397,7 @@ def _fig_coverage(curves: tp.Dict[str, np.ndarray], n_catalog: int, labels: tp.D
     from matplotlib.ticker import MaxNLocator
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.legend(fontsize=9, frameon=False, loc="lower right")
+    ax.legend(fontsize=9, frameon=False, loc="best")
     ax.grid(alpha=0.3)
     _style(ax)
     return _png(fig)

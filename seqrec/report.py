@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from .columns import Columns
+from .config import model_from_config
 from .dataset import Dataset
 from .metrics import (
     MAP,
@@ -132,8 +133,6 @@ def _prepare_model(model: tp.Any, dataset: Dataset, refit: bool) -> tp.Any:
             raise TypeError(f"model must be a seqrec model (with get_config, fit and recommend), got "
                             f"{type(model).__name__}")
     if refit:
-        from .config import model_from_config
-
         fresh = model_from_config(model.get_config())
         fresh.fit(dataset)
         return fresh
@@ -234,9 +233,7 @@ def _fig_learning_curves(history: pd.DataFrame, best_epoch: tp.Any, label: str) 
         ax.set_xlabel("epoch", fontsize=11)
         ax.set_ylabel(ylabel, fontsize=11)
         ax.set_title(title, fontsize=12)
-        from matplotlib.ticker import MaxNLocator
-
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        _integer_ticks(ax.xaxis)
         ax.legend(fontsize=9, frameon=False)
         ax.grid(alpha=0.3)
         _style(ax)
@@ -394,9 +391,7 @@ def _fig_coverage(curves: tp.Dict[str, np.ndarray], n_catalog: int, labels: tp.D
     ax.set_title("Coverage by list length", fontsize=12)
     ax.set_ylim(0, max(max(values), 1e-6) * 1.1)
     _percent_ticks(ax)
-    from matplotlib.ticker import MaxNLocator
-
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    _integer_ticks(ax.xaxis)
     ax.legend(fontsize=9, frameon=False, loc="best")
     ax.grid(alpha=0.3)
     _style(ax)
@@ -407,6 +402,12 @@ def _percent_ticks(ax: tp.Any) -> None:
     """Percent ticks on the y axis, none above 100%."""
     ax.yaxis.set_major_formatter(_percent_formatter())
     ax.set_yticks([t for t in ax.get_yticks() if 0 <= t <= 1 + 1e-9])
+
+
+def _integer_ticks(axis: tp.Any) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    axis.set_major_locator(MaxNLocator(integer=True))
 
 
 def _percent_formatter() -> tp.Any:
@@ -594,8 +595,6 @@ def run_evaluation(model: tp.Any, interactions: pd.DataFrame, out_dir: tp.Union[
                                  prev_interactions=prev, catalog=catalog)
                for who, reco in recos.items()}
 
-    from . import __version__
-
     labels = {MODEL: type(fitted).__name__, POPULAR: "PopularModel"}
     n_without = int(len(users) - recos[MODEL][Columns.User].nunique())
     info = {
@@ -604,7 +603,7 @@ def run_evaluation(model: tp.Any, interactions: pd.DataFrame, out_dir: tp.Union[
         "n_catalog_items": len(catalog), "n_test_rows": len(test), "n_test_users": len(users),
         "n_test_users_without_reco": n_without,
         "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "seqrec_version": __version__,
+        "seqrec_version": _version(),
     }
 
     history = getattr(fitted, "history_", None)
@@ -653,6 +652,12 @@ def run_evaluation(model: tp.Any, interactions: pd.DataFrame, out_dir: tp.Union[
     with open(os.path.join(out_dir, "report.html"), "w", encoding="utf-8") as f:
         f.write(page)
     return metrics
+
+
+def _version() -> str:
+    from . import __version__  # the package imports this module's dependencies first
+
+    return __version__
 
 
 def _without_nan(value: tp.Any) -> tp.Any:

@@ -262,7 +262,8 @@ def test_report_renders_in_chromium(loo_run, tmp_path):
     shot = tmp_path / "shot.png"
     page = (loo_run["out"] / "report.html").resolve()
     cmd = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-           "--window-size=1200,2000", f"--screenshot={shot}", page.as_uri()]
+           f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,2000", f"--screenshot={shot}",
+           page.as_uri()]
     subprocess.run(cmd, check=True, capture_output=True, timeout=120)
     image = matplotlib.image.imread(shot)[..., :3]  # (H, W, 3) in [0, 1]
     assert image.shape[:2] == (2000, 1200)

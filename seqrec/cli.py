@@ -695,7 +695,10 @@ def _show_warning(message: tp.Any, category: tp.Any, filename: str, lineno: int,
 
 def main(argv: tp.Optional[tp.Sequence[str]] = None) -> int:
     """Run the command line on ``argv`` (default: ``sys.argv[1:]``); returns the exit code."""
-    from typer._click import exceptions as click_exceptions  # typer's own copy of click
+    try:  # typer >= 0.22 carries its own copy of click
+        from typer._click import exceptions as click_exceptions
+    except ImportError:
+        from click import exceptions as click_exceptions
 
     from .persistence import ModelFileError
 
@@ -704,8 +707,9 @@ def main(argv: tp.Optional[tp.Sequence[str]] = None) -> int:
         warnings.showwarning = _show_warning
         try:
             result = app(args=args, prog_name="seqrec", standalone_mode=False)
-        except click_exceptions.NoArgsIsHelpError as e:
-            print(e.ctx.get_help() if e.ctx is not None else "seqrec --help")
+        except getattr(click_exceptions, "NoArgsIsHelpError", ()) as e:  # `seqrec` alone
+            if e.format_message().strip():  # typer's rich help is printed as the error is made
+                print(e.format_message())
             return 0
         except typer.Exit as e:
             return int(e.exit_code)

@@ -416,7 +416,7 @@ def _root(version: tp.Annotated[bool, typer.Option("--version", callback=_versio
 @app.command()
 def train(
     out: tp.Annotated[str, typer.Option("--out", metavar="DIR", help="Run folder to write (created).")],
-    data: DataOpt = None,
+    data: tp.Annotated[str, typer.Option("--data", metavar="FILE", help="Interactions file (.csv, .tsv, .parquet).")],
     model: tp.Annotated[tp.Optional[str], typer.Option(
         "--model", metavar="NAME", help=f"Model class: {', '.join(model_classes())}. Default: the config's cls, else sasrec.")
     ] = None,

@@ -175,6 +175,7 @@ def test_read_config_file_accepts_flat_keys_and_refuses_other_forms(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
+    ([], "Missing option '--data'"),
     (["--data", "{folder}/absent.csv"], "no such file"),
     (["--data", "{folder}/log.csv", "--user-col", "user"], "user column 'user' not found"),
     (["--data", "{folder}/log.csv", *DATA, "--model", "gru4rec"], "unknown model 'gru4rec'; allowed: ["),

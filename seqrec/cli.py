@@ -170,13 +170,15 @@ def apply_overrides(params: tp.Dict[str, tp.Any], overrides: tp.Sequence[str], c
 
 
 def build_model(model_name: tp.Optional[str], config_path: tp.Optional[str], overrides: tp.Sequence[str],
-                val: str) -> tp.Any:
-    """The model of ``--model``, ``--config``, ``--val`` and ``--set`` (in that order of precedence, lowest first)."""
+                val: tp.Optional[str] = None) -> tp.Any:
+    """The model of ``--model``, ``--config``, ``--val`` and ``--set`` (in that order of precedence,
+    lowest first). ``val``: None keeps the config's validation, ``"none"`` removes it, ``"loo"`` sets
+    leave-one-out."""
     from .config import _resolve_cls, from_config, from_params
     from .registry import name_of
     from .validation import leave_one_out_mask
 
-    if val not in VALIDATIONS:
+    if val is not None and val not in VALIDATIONS:
         raise CliError(f"--val: unknown validation {val!r}; allowed: {list(VALIDATIONS)}")
     cls = _model_class(model_name) if model_name is not None else None
     if config_path is not None:
@@ -191,8 +193,8 @@ def build_model(model_name: tp.Optional[str], config_path: tp.Optional[str], ove
     else:
         model = (cls or _model_class("sasrec"))()
     params = model.get_params(simple_types=True)
-    if val == "loo":
-        params["get_val_mask_func"] = name_of(leave_one_out_mask)
+    if val is not None:
+        params["get_val_mask_func"] = name_of(leave_one_out_mask) if val == "loo" else None
     params = apply_overrides(params, overrides, type(model))
     return from_params(type(model), params)
 
@@ -425,8 +427,9 @@ def train(
     set_: tp.Annotated[tp.Optional[tp.List[str]], typer.Option(
         "--set", metavar="KEY=VALUE", help="Override a parameter: key=value (repeatable), value read as YAML, e.g. --set epochs=5.")
     ] = None,
-    val: tp.Annotated[str, typer.Option("--val", metavar="none|loo", help="Validation during training: none or loo (each user's last "
-                                                      "interaction).")] = "none",
+    val: tp.Annotated[tp.Optional[str], typer.Option(
+        "--val", metavar="none|loo", help="Validation during training: none, or loo (each user's last interaction). "
+                                          "Default: the config's (none without a config).")] = None,
     logger: tp.Annotated[tp.Optional[str], typer.Option(
         "--logger", metavar="NAME", help="Extra Lightning logger besides the CSV log: tensorboard or mlflow.")] = None,
     progress: tp.Annotated[bool, typer.Option("--progress/--no-progress", help="Show the progress bar.")] = True,
@@ -473,7 +476,7 @@ def train(
     (run_dir / CONFIG_FILE).write_text(yaml.safe_dump(estimator.get_config(simple_types=True), sort_keys=False),
                                        encoding="utf-8")
     estimator.history_.to_csv(run_dir / HISTORY_FILE, index=False)
-    run = {"seqrec_version": __version__, "model": name, "validation": val, "loggers": loggers,
+    run = {"seqrec_version": __version__, "model": name, "loggers": loggers,
            "data_options": dataclasses.asdict(options)}
     (run_dir / RUN_FILE).write_text(json.dumps(run, indent=2) + "\n", encoding="utf-8")
     if len(estimator.history_):

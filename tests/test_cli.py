@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from seqrec import Columns, load_model
-from seqrec.cli import apply_overrides, main, model_classes, read_config_file
+from seqrec.cli import apply_overrides, build_model, main, model_classes, read_config_file
 from seqrec.models import SASRecModel
 
 SMALL = ["--set", "epochs=1", "--set", "n_factors=8", "--set", "n_heads=2", "--set", "session_max_len=8",
@@ -147,6 +147,16 @@ def test_config_round_trip_and_set_overrides(trained, capsys, tmp_path):
     assert after["lr"] == 0.002 and after["get_val_mask_func_kwargs"] == {"val_users": 10}
     # the model was trained on the ids only: the second run's data options have no item features
     assert json.loads((tmp_path / "again" / "run.json").read_text())["data_options"]["item_features"] is None
+
+
+def test_val_option_over_a_config(trained, tmp_path):
+    folder, _ = trained
+    config = str(folder / "run" / "config.yaml")  # written by a --val loo run
+    assert build_model(None, config, []).get_val_mask_func.__name__ == "leave_one_out_mask"  # kept
+    assert build_model(None, config, [], val="none").get_val_mask_func is None  # removed
+    assert build_model("sasrec", None, [], val="loo").get_val_mask_func.__name__ == "leave_one_out_mask"
+    with pytest.raises(ValueError, match=r"--model bert4rec contradicts the config's cls 'SASRecModel'"):
+        build_model("bert4rec", config, [])
 
 
 def test_apply_overrides_types_values_and_replaces_nested_keys():

@@ -380,24 +380,28 @@ def _target_ids(file: tp.Optional[str], ids: tp.Optional[str], all_: bool, col: 
 app = typer.Typer(name="seqrec", help="Sequential recommendation with transformers: train, recommend, evaluate.",
                   add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False)
 
-DataOpt = tp.Annotated[tp.Optional[str], typer.Option("--data", metavar="FILE", help="Interactions file (.csv, .tsv, .parquet).")]
-UserColOpt = tp.Annotated[tp.Optional[str], typer.Option("--user-col", metavar="NAME", help="User id column. Default: user_id.")]
-ItemColOpt = tp.Annotated[tp.Optional[str], typer.Option("--item-col", metavar="NAME", help="Item id column. Default: item_id.")]
+DATA_HELP = "Interactions file (.csv, .tsv, .parquet)."
+DataOpt = tp.Annotated[tp.Optional[str], typer.Option("--data", metavar="FILE", help=DATA_HELP)]
+UserColOpt = tp.Annotated[tp.Optional[str], typer.Option(
+    "--user-col", metavar="NAME", help="User id column. Default: user_id.")]
+ItemColOpt = tp.Annotated[tp.Optional[str], typer.Option(
+    "--item-col", metavar="NAME", help="Item id column. Default: item_id.")]
 TimeColOpt = tp.Annotated[tp.Optional[str], typer.Option(
-    "--time-col", metavar="NAME", help="Time column (datetimes, unix timestamps or ISO strings). Default: datetime when present, "
-                       "else the row order.")]
+    "--time-col", metavar="NAME", help="Time column (datetimes, unix timestamps or ISO strings). "
+                                       "Default: datetime when present, else the row order.")]
 WeightColOpt = tp.Annotated[tp.Optional[str], typer.Option(
     "--weight-col", metavar="NAME", help="Weight column. Default: weight when present, else 1.")]
 TimeUnitOpt = tp.Annotated[tp.Optional[str], typer.Option(
     "--time-unit", metavar="UNIT", help="Unit of numeric timestamps: s, ms, us or ns. Default: s.")]
 ItemFeaturesOpt = tp.Annotated[tp.Optional[str], typer.Option(
-    "--item-features", metavar="FILE", help="Item features file: flat (id, value, feature) or one row per item with a column per "
-                            "feature.")]
+    "--item-features", metavar="FILE", help="Item features file: flat (id, value, feature) or one row per item "
+                                            "with a column per feature.")]
 CatFeaturesOpt = tp.Annotated[tp.Optional[str], typer.Option(
     "--cat-features", metavar="A,B", help="Comma-separated categorical features, e.g. genre,country.")]
 FeatureSepOpt = tp.Annotated[tp.Optional[str], typer.Option(
     "--feature-sep", metavar="SEP", help="Separator of several categories in one cell, e.g. '|' for Action|Comedy.")]
-RunOpt = tp.Annotated[str, typer.Option("--model", metavar="RUN", help="A run folder written by seqrec train (or a model file).")]
+RunOpt = tp.Annotated[str, typer.Option(
+    "--model", metavar="RUN", help="A run folder written by seqrec train (or a model file).")]
 
 
 def _version_callback(value: bool) -> None:
@@ -418,15 +422,15 @@ def _root(version: tp.Annotated[bool, typer.Option("--version", callback=_versio
 @app.command()
 def train(
     out: tp.Annotated[str, typer.Option("--out", metavar="DIR", help="Run folder to write (created).")],
-    data: tp.Annotated[str, typer.Option("--data", metavar="FILE", help="Interactions file (.csv, .tsv, .parquet).")],
+    data: tp.Annotated[str, typer.Option("--data", metavar="FILE", help=DATA_HELP)],
     model: tp.Annotated[tp.Optional[str], typer.Option(
-        "--model", metavar="NAME", help=f"Model class: {', '.join(model_classes())}. Default: the config's cls, else sasrec.")
-    ] = None,
+        "--model", metavar="NAME",
+        help=f"Model class: {', '.join(model_classes())}. Default: the config's cls, else sasrec.")] = None,
     config: tp.Annotated[tp.Optional[str], typer.Option(
         "--config", metavar="FILE", help="Model config file (.yaml or .json), as config.yaml of a run.")] = None,
     set_: tp.Annotated[tp.Optional[tp.List[str]], typer.Option(
-        "--set", metavar="KEY=VALUE", help="Override a parameter: key=value (repeatable), value read as YAML, e.g. --set epochs=5.")
-    ] = None,
+        "--set", metavar="KEY=VALUE",
+        help="Override a parameter: key=value (repeatable), value read as YAML, e.g. --set epochs=5.")] = None,
     val: tp.Annotated[tp.Optional[str], typer.Option(
         "--val", metavar="none|loo", help="Validation during training: none, or loo (each user's last interaction). "
                                           "Default: the config's (none without a config).")] = None,
@@ -447,7 +451,7 @@ def train(
     The folder holds model.seqrec, config.yaml (the resolved config), history.csv (per epoch), run.json (how the
     data was read: later commands reuse it) and logs/ (Lightning's CSV log).
 
-    Example: seqrec train --data interactions.csv --model sasrec --set epochs=5 --set n_factors=64 --val loo --out runs/sasrec
+    Example: seqrec train --data interactions.csv --model sasrec --set epochs=5 --val loo --out runs/sasrec
     """
     options = DataOptions().merged(data=data, user_col=user_col, item_col=item_col, time_col=time_col,
                                    weight_col=weight_col, time_unit=time_unit, item_features=item_features,
@@ -489,18 +493,20 @@ def train(
 
 @app.command()
 def recommend(
-    out: tp.Annotated[str, typer.Option("--out", metavar="FILE", help="Recommendations file to write (.csv or .parquet).")],
+    out: tp.Annotated[str, typer.Option(
+        "--out", metavar="FILE", help="Recommendations file to write (.csv or .parquet).")],
     run: RunOpt,
     users: tp.Annotated[tp.Optional[str], typer.Option(
         "--users", metavar="FILE", help="File of user ids (the user column, or a single column).")] = None,
-    user_ids: tp.Annotated[tp.Optional[str], typer.Option("--user-ids", metavar="IDS", help="User ids, comma-separated.")] = None,
+    user_ids: tp.Annotated[tp.Optional[str], typer.Option(
+        "--user-ids", metavar="IDS", help="User ids, comma-separated.")] = None,
     all_users: tp.Annotated[bool, typer.Option("--all", help="Every user of the data.")] = False,
     k: tp.Annotated[int, typer.Option("--k", metavar="K", help="Recommendations per user.")] = 10,
     filter_viewed: tp.Annotated[bool, typer.Option(
         "--filter-viewed/--keep-viewed", help="Leave out the items of each user's history.")] = False,
     on_unsupported: tp.Annotated[str, typer.Option(
-        "--on-unsupported", metavar="MODE", help="Users the model cannot score (no known item in their history): raise, warn "
-                                 "(skip them with a warning) or ignore.")] = "warn",
+        "--on-unsupported", metavar="MODE", help="Users the model cannot score (no known item in their history): "
+                                                 "raise, warn (skip them with a warning) or ignore.")] = "warn",
     data: DataOpt = None,
     user_col: UserColOpt = None,
     item_col: ItemColOpt = None,
@@ -537,14 +543,15 @@ def similar_items(
     run: RunOpt,
     items: tp.Annotated[tp.Optional[str], typer.Option(
         "--items", metavar="FILE", help="File of item ids (the item column, or a single column).")] = None,
-    item_ids: tp.Annotated[tp.Optional[str], typer.Option("--item-ids", metavar="IDS", help="Item ids, comma-separated.")] = None,
+    item_ids: tp.Annotated[tp.Optional[str], typer.Option(
+        "--item-ids", metavar="IDS", help="Item ids, comma-separated.")] = None,
     all_items: tp.Annotated[bool, typer.Option("--all", help="Every item the model knows.")] = False,
     k: tp.Annotated[int, typer.Option("--k", metavar="K", help="Similar items per item.")] = 10,
     filter_itself: tp.Annotated[bool, typer.Option(
         "--filter-itself/--keep-itself", help="Leave the target item out of its own list.")] = True,
     on_unsupported: tp.Annotated[str, typer.Option(
-        "--on-unsupported", metavar="MODE", help="Items the model cannot score: raise, warn (skip with a warning) or ignore.")
-    ] = "warn",
+        "--on-unsupported", metavar="MODE",
+        help="Items the model cannot score: raise, warn (skip with a warning) or ignore.")] = "warn",
     data: DataOpt = None,
     item_features: ItemFeaturesOpt = None,
     cat_features: CatFeaturesOpt = None,
@@ -600,8 +607,8 @@ def evaluate(
     out: tp.Annotated[str, typer.Option("--out", metavar="DIR", help="Report folder to write.")],
     run: RunOpt,
     split: tp.Annotated[str, typer.Option(
-        "--split", metavar="SPLIT", help="loo (each user's last interaction is the test), time (a time split chosen by the report) or "
-                        "time:YYYY-MM-DD (test from that day on).")] = "loo",
+        "--split", metavar="SPLIT", help="loo (each user's last interaction is the test), time (a time split "
+                                         "chosen by the report) or time:YYYY-MM-DD (test from that day on).")] = "loo",
     k: tp.Annotated[int, typer.Option("--k", metavar="K", help="Cut-off of the metrics.")] = 10,
     refit: tp.Annotated[bool, typer.Option(
         "--refit/--no-refit", help="Retrain the model on the split's train part (default) or evaluate it as saved.")
@@ -665,8 +672,8 @@ def export(
 
 @app.command()
 def demo(
-    epochs: tp.Annotated[tp.Optional[int], typer.Option("--epochs", metavar="N", help="Training epochs. Default: the demo's.")
-                         ] = None,
+    epochs: tp.Annotated[tp.Optional[int], typer.Option(
+        "--epochs", metavar="N", help="Training epochs. Default: the demo's.")] = None,
     seed: tp.Annotated[int, typer.Option("--seed", metavar="N", help="Random seed.")] = 42,
     progress: tp.Annotated[bool, typer.Option("--progress/--no-progress", help="Show the progress bar.")] = True,
 ) -> None:

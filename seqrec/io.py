@@ -191,7 +191,8 @@ def read_interactions(source: Source, user_col: str = Columns.User, item_col: st
     used = [c for c in roles.values()]
     dup = sorted({c for c in used if used.count(c) > 1})
     if dup:
-        raise ValueError(f"{what}: column {dup[0]!r} is given for several roles {[r for r, c in roles.items() if c == dup[0]]}")
+        shared = [r for r, c in roles.items() if c == dup[0]]
+        raise ValueError(f"{what}: column {dup[0]!r} is given for several roles {shared}")
     optional = {r: c for r, c in (("time", Columns.Datetime), ("weight", Columns.Weight)) if r not in roles}
     optional = {r: c for r, c in optional.items() if c not in used}
     frame = _read_columns(source, what, _picker(what, source, roles, optional))

@@ -233,13 +233,27 @@ def test_other_errors_are_one_line(command, trained, capsys, tmp_path):
     assert err.count("\n") == 1 and err.startswith("seqrec: error: ") and "Traceback" not in err
 
 
-def test_missing_logger_package_is_a_clear_error(capsys, tmp_path):
-    if importlib.util.find_spec("tensorboard") or importlib.util.find_spec("tensorboardX"):
-        pytest.skip("tensorboard is installed")
+@pytest.mark.parametrize("logger, packages", [("tensorboard", ("tensorboard", "tensorboardX")), ("mlflow", ("mlflow",))])
+def test_missing_logger_package_is_a_clear_error(logger, packages, capsys, tmp_path):
+    if any(importlib.util.find_spec(p) for p in packages):
+        pytest.skip(f"{packages[0]} is installed")
     write_log(tmp_path)
-    code, _, err = run(capsys, "train", "--data", tmp_path / "log.csv", *DATA, "--logger", "tensorboard",
+    code, _, err = run(capsys, "train", "--data", tmp_path / "log.csv", *DATA, "--logger", logger,
                        "--out", tmp_path / "run")
-    assert code == 1 and "--logger tensorboard needs the tensorboard package" in err
+    assert code == 1 and f"--logger {logger} needs the {packages[0]} package" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_python_m_seqrec_reports_one_line_and_the_exit_code(monkeypatch, capsys, tmp_path):
+    import runpy
+
+    monkeypatch.setattr("sys.argv", ["seqrec", "train", "--data", str(tmp_path / "absent.csv"),
+                                     "--out", str(tmp_path / "run")])
+    with pytest.raises(SystemExit) as done:
+        runpy.run_module("seqrec", run_name="__main__")  # what `python -m seqrec` runs
+    err = capsys.readouterr().err
+    assert done.value.code == 1
+    assert err.startswith("seqrec: error: interactions: no such file") and err.count("\n") == 1
 
 
 def test_tensorboard_logger_when_installed(capsys, tmp_path):

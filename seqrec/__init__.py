@@ -9,6 +9,7 @@ from .nn.item_net import CatFeaturesItemNet, DenseFeaturesItemNet, IdEmbeddingsI
 from .nn.layers import LiGRLayers, PreLNTransformerLayers, SASRecTransformerLayers, TransformerLayersBase
 from .types import AnyIds, AnySequence, ExternalId, ExternalIds, InternalId, InternalIds
 from .config import model_from_config, model_from_params
+from .io import read_interactions, read_item_features
 from .persistence import ModelFileError, load_model
 from .ranking import DistanceSimilarityModule
 from .registry import register
@@ -49,6 +50,8 @@ __all__ = [
     "load_model",
     "model_from_config",
     "model_from_params",
+    "read_interactions",
+    "read_item_features",
     "register",
     "__version__",
 ]

@@ -39,15 +39,16 @@ def popularity_recommend(train: pd.DataFrame, users: np.ndarray, k: int) -> pd.D
 
 
 def run_demo(epochs: tp.Optional[int] = None, n_show: int = 3, seed: int = 42,
-             out: tp.Callable[[str], None] = print) -> tp.Dict[str, tp.Dict[str, float]]:
-    """Train, evaluate and print; returns the metrics of both models."""
+             out: tp.Callable[[str], None] = print, progress: bool = False) -> tp.Dict[str, tp.Dict[str, float]]:
+    """Train, evaluate and print; returns the metrics of both models. ``progress``: Lightning's
+    progress bar and the loss of each epoch while SASRec trains."""
     start = time.perf_counter()
     data = load_movielens_small()
     train, test = last_n_split(data.interactions, n=1)  # each user's last interaction is the test
     dataset = Dataset.construct(train, item_features_df=data.item_features, cat_item_features=["genre"])
     out(f"MovieLens latest-small: {dataset.n_users} users, {dataset.n_items} items, "
         f"{len(train)} train interactions, {len(test)} test items (each user's last)")
-    params = dict(DEMO_PARAMS, random_state=seed)
+    params = dict(DEMO_PARAMS, random_state=seed, verbose=1 if progress else 0)
     if epochs is not None:
         params["epochs"] = epochs
     model = SASRecModel(**params)

@@ -39,16 +39,21 @@ docs: $(VENV)/.docs-installed
 # outside the source tree. PYTHONDONTWRITEBYTECODE is unset for the build only: with it set,
 # setuptools warns that it skips byte-compiling.
 wheel-check:
-	@set -eu; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
-	echo "wheel-check: building in $$tmp"; \
+	@set -eu; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; t0=$$(date +%s); \
+	step() { echo "wheel-check: $$1 ($$(( $$(date +%s) - t0 )) s)"; }; \
+	step "fresh venv in $$tmp"; \
 	$(PYTHON) -m venv "$$tmp/venv"; \
 	"$$tmp/venv/bin/pip" install --quiet --no-compile build "$(TORCH_SPEC)"; \
+	step "building the sdist and the wheel"; \
 	if ! env -u PYTHONDONTWRITEBYTECODE "$$tmp/venv/bin/python" -m build --outdir "$$tmp/dist" . > "$$tmp/build.log" 2>&1; then \
 		cat "$$tmp/build.log"; echo "wheel-check: the build failed"; exit 1; fi; \
 	if grep -i -E "warning|deprecat" "$$tmp/build.log"; then echo "wheel-check: the build printed warnings"; exit 1; fi; \
+	step "installing the wheel"; \
 	"$$tmp/venv/bin/pip" install --quiet --no-compile "$$tmp"/dist/seqrec-*.whl; \
+	step "smoke test"; \
 	"$$tmp/venv/bin/seqrec" --help > /dev/null; \
-	cd "$$tmp" && env -u PYTHONPATH "$$tmp/venv/bin/python" "$(CURDIR)/.ci/wheel_smoke.py"
+	(cd "$$tmp" && env -u PYTHONPATH "$$tmp/venv/bin/python" "$(CURDIR)/.ci/wheel_smoke.py"); \
+	step "done"
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache site

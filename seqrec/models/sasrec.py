@@ -21,40 +21,75 @@ class SASRecModel(TransformerModelBase):
 
     Parameters
     ----------
-    n_blocks, n_heads, n_factors : transformer depth, attention heads, embedding size.
-    dropout_rate : dropout of embeddings, attention and feed-forward layers.
-    session_max_len : number of most recent items the model reads.
-    train_min_user_interactions : users with fewer interactions are not trained on.
-    loss : "softmax" (full catalog), "BCE" or "gBCE" (``n_negatives`` uniform negatives, ``gbce_t``),
+    n_blocks
+        transformer depth.
+    n_heads
+        attention heads.
+    n_factors
+        embedding size.
+    dropout_rate
+        dropout of embeddings, attention and feed-forward layers.
+    session_max_len
+        number of most recent items the model reads.
+    train_min_user_interactions
+        users with fewer interactions are not trained on.
+    loss
+        "softmax" (full catalog), "BCE" or "gBCE" (``n_negatives`` uniform negatives, ``gbce_t``),
         or "sampled_softmax" (softmax over the positive and ``n_negatives`` sampled negatives).
-    lr, batch_size, epochs : Adam learning rate, users per batch, passes over the data.
-    deterministic : deterministic algorithms and, without ``random_state``, seed 0.
-    verbose : 0 silent; 1 progress bar and per-epoch loss; 2 also Lightning's messages.
-    item_net_block_types : item blocks whose tables are summed (ids and/or categorical features).
-    use_pos_emb, use_causal_attn, use_key_padding_mask : attention set-up (``use_causal_attn=False``
-        is refused: each position would see its own target, unless a subclass overrides ``_training_batch``).
-    recommend_batch_size, recommend_torch_device : users per scoring batch and device
-        (None: CUDA when available).
-    get_trainer_func : optional callable returning a configured ``lightning.Trainer``.
-    random_state : seed of initialisation, shuffling and sampling.
-    negative_sampling : negatives of "sampled_softmax": "uniform" over the catalog, "popularity"
+    lr
+        Adam learning rate.
+    batch_size
+        users per batch.
+    epochs
+        passes over the data.
+    deterministic
+        deterministic algorithms and, without ``random_state``, seed 0.
+    verbose
+        0 silent; 1 progress bar and per-epoch loss; 2 also Lightning's messages.
+    item_net_block_types
+        item blocks whose tables are summed (ids and/or categorical features).
+    use_pos_emb
+        add position embeddings.
+    use_causal_attn
+        causal attention (each position sees only earlier ones); ``False`` is refused: each position
+        would see its own target, unless a subclass overrides ``_training_batch``.
+    use_key_padding_mask
+        mask padding keys in attention.
+    recommend_batch_size
+        users per scoring batch.
+    recommend_torch_device
+        scoring device (None: CUDA when available).
+    get_trainer_func
+        optional callable returning a configured ``lightning.Trainer``.
+    random_state
+        seed of initialisation, shuffling and sampling.
+    negative_sampling
+        negatives of "sampled_softmax": "uniform" over the catalog, "popularity"
         (proportional to the training counts, with logQ correction) or "in_batch" (drawn from the
         batch's positives, logQ by their in-batch frequency).
-    softmax_chunk_size : catalog items per chunk of the "softmax" loss; None chooses from the free
+    softmax_chunk_size
+        catalog items per chunk of the "softmax" loss; None chooses from the free
         memory: the full logits while they fit, else a chunked loss that never materialises them.
-    precision : "auto" (bf16 autocast on a CUDA device that supports it, float32 otherwise),
+    precision
+        "auto" (bf16 autocast on a CUDA device that supports it, float32 otherwise),
         "fp32" or "bf16".
-    torch_compile : compile the network with ``torch.compile`` for training.
-    train_windows : "last" (one sample per user: the most recent ``session_max_len`` items, as in
+    torch_compile
+        compile the network with ``torch.compile`` for training.
+    train_windows
+        "last" (one sample per user: the most recent ``session_max_len`` items, as in
         RecTools) or "all" (each history cut into consecutive windows, so that every interaction
         is a training target once; more samples per epoch).
-    lr_schedule : "constant" (Adam at ``lr`` throughout, as in RecTools) or "cosine" (decays per
+    lr_schedule
+        "constant" (Adam at ``lr`` throughout, as in RecTools) or "cosine" (decays per
         step from ``lr`` to 0 over the trainer's planned epochs, ``epochs`` unless a custom trainer
         says otherwise; with early stopping the run may end before the decay does).
-    transformer_layers_type, transformer_layers_kwargs : the layer stack (``PreLNTransformerLayers``,
-        ``SASRecTransformerLayers``, ``LiGRLayers`` or a ``TransformerLayersBase`` subclass) and a dict
-        of its options (those in its ``options``, e.g. ``{"ff_multiplier": 2}`` for ``LiGRLayers``;
-        RecTools' ``ff_factors_multiplier``/``ff_activation`` accepted); unknown keys are errors.
+    transformer_layers_type
+        the layer stack: ``PreLNTransformerLayers``, ``SASRecTransformerLayers``, ``LiGRLayers``
+        (eSASRec) or a ``TransformerLayersBase`` subclass.
+    transformer_layers_kwargs
+        a dict of the layer stack's options (those in its ``options``, e.g. ``{"ff_multiplier": 2}``
+        for ``LiGRLayers``; RecTools' ``ff_factors_multiplier``/``ff_activation`` accepted); unknown
+        keys are errors.
     """
 
     def __init__(

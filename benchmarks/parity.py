@@ -406,7 +406,10 @@ def parse_args(argv: tp.Optional[tp.Sequence[str]] = None) -> argparse.Namespace
     p.add_argument("--threads", type=int, default=1, help="torch threads of each library")
     p.add_argument("--seqrec-param", action="append", default=[], metavar="KEY=VALUE",
                    help="override a seqrec model parameter (ablations); repeatable")
-    p.add_argument("--rectools-layers", default=None, choices=["SASRecTransformerLayers", "PreLNTransformerLayers"],
+    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="a model parameter for both libraries (e.g. relative_time_attention=false for HSTU); "
+                        "repeatable")
+    p.add_argument("--rectools-layers", default=None, choices=["SASRecTransformerLayers", "PreLNTransformerLayers", "LiGRLayers"],
                    help="RecTools layer class instead of the model's default")
     p.add_argument("--variant", default=None, help="row label (default: 'default', or the overrides)")
     p.add_argument("--rectools-python", default=str(ROOT / ".venv-rectools" / "bin" / "python"))
@@ -420,8 +423,14 @@ def parse_args(argv: tp.Optional[tp.Sequence[str]] = None) -> argparse.Namespace
             p.error(f"--seqrec-param expects KEY=VALUE, got {item!r}")
         key, value = item.split("=", 1)
         args.seqrec_params[key] = parse_value(value)
+    args.params = {}
+    for item in args.param:
+        if "=" not in item:
+            p.error(f"--param expects KEY=VALUE, got {item!r}")
+        key, value = item.split("=", 1)
+        args.params[key] = json.loads(value)
     if args.variant is None:
-        parts = [f"{k}={v}" for k, v in sorted(_jsonable(args.seqrec_params).items())]
+        parts = [f"{k}={v}" for k, v in sorted(_jsonable({**args.params, **args.seqrec_params}).items())]
         parts += [f"rectools:{args.rectools_layers}"] if args.rectools_layers else []
         args.variant = ",".join(parts) or "default"
     return args
@@ -446,12 +455,12 @@ def main(argv: tp.Optional[tp.Sequence[str]] = None) -> tp.Dict[str, tp.Any]:
             for setting in args.settings:
                 for model_name in args.models:
                     for loss in args.losses:
-                        params = model_params(setting, loss, args.epochs)
+                        params = {**model_params(setting, loss, args.epochs), **args.params}
                         for seed in args.seeds:
                             order = list(IMPLS) if seed % 2 == 0 else list(reversed(IMPLS))
                             for impl in [i for i in order if i in args.impls]:
                                 rec = {"dataset": dataset, "setting": setting, "model": model_name, "loss": loss,
-                                       "variant": args.variant if impl == "seqrec" or args.rectools_layers
+                                       "variant": args.variant if impl == "seqrec" or args.rectools_layers or args.params
                                        else "default", "epochs": params["epochs"], "impl": impl, "seed": seed}
                                 done = [r for r in results["records"]
                                         if config_key(r) == config_key(rec) and r["impl"] == impl and r["seed"] == seed]

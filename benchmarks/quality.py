@@ -53,7 +53,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from seqrec import BERT4RecModel, Columns, Dataset, SASRecModel, leave_one_out_mask  # noqa: E402
+from seqrec import BERT4RecModel, Columns, Dataset, HSTUModel, SASRecModel, leave_one_out_mask  # noqa: E402
 from seqrec.metrics import MRR, NDCG, CatalogCoverage, HitRate, MeanPopularity, calc_metrics  # noqa: E402
 from seqrec.models.base import TRAIN_WINDOWS  # noqa: E402
 from seqrec.nn.item_net import CatFeaturesItemNet, IdEmbeddingsItemNet  # noqa: E402
@@ -63,7 +63,7 @@ from seqrec.splits import leave_one_out  # noqa: E402
 from seqrec.training import LR_SCHEDULES  # noqa: E402
 
 DATASETS = ("ml-1m", "beauty", "ml-latest-small")
-MODELS = {"sasrec": SASRecModel, "bert4rec": BERT4RecModel}
+MODELS = {"sasrec": SASRecModel, "bert4rec": BERT4RecModel, "hstu": HSTUModel}
 DEFAULT_DATA_DIR = ROOT.parent / "shared" / "data"
 RESULTS_DIR = ROOT / "benchmarks" / "results"
 K = 10

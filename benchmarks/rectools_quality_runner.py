@@ -23,6 +23,8 @@ import pandas as pd
 # RecTools names equal seqrec's for every parameter passed (RecTools defines the interface)
 SHARED_PARAMS = ("n_blocks", "n_heads", "n_factors", "dropout_rate", "session_max_len", "loss", "n_negatives",
                  "gbce_t", "lr", "batch_size", "epochs")
+# HSTU's own parameters, passed when the spec has them
+HSTU_PARAMS = ("relative_time_attention", "relative_pos_attention")
 
 
 def read_interactions(path: str) -> pd.DataFrame:
@@ -52,6 +54,8 @@ def main(spec_path: str) -> None:
     params = {k: v for k, v in spec["params"].items() if k in SHARED_PARAMS}
     if spec["model"] == "bert4rec" and "mask_prob" in spec["params"]:
         params["mask_prob"] = spec["params"]["mask_prob"]
+    if spec["model"] == "hstu":
+        params.update({k: v for k, v in spec["params"].items() if k in HSTU_PARAMS})
     epochs = int(params["epochs"])
     accelerator = "gpu" if str(spec["device"]).startswith("cuda") else "cpu"
 
@@ -87,11 +91,15 @@ def main(spec_path: str) -> None:
     train = make_dataset(read_interactions(spec["train"]))
     history = make_dataset(read_interactions(spec["history"]))
     users = pd.read_csv(spec["users"])["user_id"].to_numpy()
-    cls = {"sasrec": SASRecModel, "bert4rec": BERT4RecModel}[spec["model"]]
+    from rectools.models import HSTUModel
+
+    cls = {"sasrec": SASRecModel, "bert4rec": BERT4RecModel, "hstu": HSTUModel}[spec["model"]]
     if spec.get("transformer_layers_type"):  # RecTools' own layer classes, by name
         from rectools.models.nn.transformers.net_blocks import PreLNTransformerLayers
+        from rectools.models.nn.transformers.ligr import LiGRLayers
         from rectools.models.nn.transformers.sasrec import SASRecTransformerLayers
-        layers = {"PreLNTransformerLayers": PreLNTransformerLayers, "SASRecTransformerLayers": SASRecTransformerLayers}
+        layers = {"PreLNTransformerLayers": PreLNTransformerLayers, "SASRecTransformerLayers": SASRecTransformerLayers,
+                  "LiGRLayers": LiGRLayers}
         params["transformer_layers_type"] = layers[spec["transformer_layers_type"]]
     model = cls(**params, item_net_block_types=blocks, get_trainer_func=get_trainer,
                 recommend_torch_device=spec["device"], deterministic=bool(spec["deterministic"]), verbose=0)

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .. import config, persistence
+from .. import ann, config, export, persistence
 from ..batching import keep_entries, ranks_in_runs, slice_positions, take_rows
 from ..columns import Columns
 from ..dataset import Dataset, DenseFeatures, IdMap, Interactions, take_feature_rows
@@ -507,6 +507,7 @@ class TransformerModelBase:
         add_rank_col: bool = True,
         on_unsupported_targets: str = "raise",
         context: tp.Optional[pd.DataFrame] = None,
+        retrieval: str = "exact",
     ) -> pd.DataFrame:
         """Top-``k`` items for each of ``users`` from their histories in ``dataset``.
 
@@ -520,8 +521,13 @@ class TransformerModelBase:
         order given, items by decreasing score (``rank`` 1..k). A user may get fewer than ``k``
         rows when fewer candidates remain. ``context`` (request-time data of RecTools' HSTU) is not
         used by these models: a warning says so.
+
+        ``retrieval``: "exact" (every candidate scored) or "ann" (an approximate nearest-neighbour
+        index of the item table, faiss, extra ``seqrec[ann]``; built once and cached on the model,
+        filters honoured by over-fetching, see :mod:`seqrec.ann`).
         """
         self._check_reco_args(dataset, k, on_unsupported_targets, "recommend")
+        ann.check_retrieval(retrieval)
         if context is not None:
             warnings.warn(f"{type(self).__name__} does not use context (as in RecTools, it is ignored)", stacklevel=2)
         users_ext = _unique_ids(users)
@@ -541,9 +547,14 @@ class TransformerModelBase:
             candidates = np.sort(cand[cand >= 0])
         device = self._device()
         try:
-            user_idx, item_idx, scores = rank_users(self.net_.to(device), self._inference_tokens, indptr, items, k,
-                                                    filter_viewed, candidates, device, self.recommend_batch_size,
-                                                    self._similarity())
+            if retrieval == "ann":
+                user_idx, item_idx, scores = ann.rank_users_ann(self, self.net_.to(device), indptr, items, k,
+                                                                filter_viewed, candidates, device,
+                                                                self.recommend_batch_size)
+            else:
+                user_idx, item_idx, scores = rank_users(self.net_.to(device), self._inference_tokens, indptr, items,
+                                                        k, filter_viewed, candidates, device,
+                                                        self.recommend_batch_size, self._similarity())
         finally:
             self.net_.cpu()
         reco = pd.DataFrame({
@@ -633,6 +644,11 @@ class TransformerModelBase:
 
         return table, row_of, np.asarray(external)
 
+    def export_onnx(self, path: tp.Union[str, "os.PathLike[str]"]) -> "export.OnnxExport":
+        """Write the encoder to ``path`` (ONNX: tokens ``(batch, session_max_len)`` -> user vectors
+        ``(batch, d)``) and the item vectors and ids to ``path + ".items.npz"``; see :mod:`seqrec.export`."""
+        return export.export_onnx(self, path)
+
     # ----------------------------------------------------------------- configs and files
     def get_config(self, mode: str = "dict", simple_types: bool = False) -> tp.Dict[str, tp.Any]:
         """The model's parameters with a ``"cls"`` key naming the class, as in RecTools.
@@ -681,11 +697,12 @@ class TransformerModelBase:
         state = self.__dict__.copy()
         state.pop("fit_trainer", None)
         state.pop("lightning_model", None)
+        state.pop(ann.CACHE_ATTR, None)  # the ANN index is rebuilt on demand
         return state
 
 
 _FITTED_ATTRS = ("net_", "item_id_map_", "train_seed_", "epochs_done_", "optimizer_state_", "history_",
-                 "best_epoch_", "fit_trainer", "lightning_model")
+                 "best_epoch_", "fit_trainer", "lightning_model", "_ann_index")
 
 
 def _warn_numeric_item_features(dataset: Dataset) -> None:

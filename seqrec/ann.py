@@ -79,7 +79,7 @@ class ItemIndex:
 
     @classmethod
     def build(cls, vectors: tp.Union[np.ndarray, torch.Tensor], similarity: str = "dot", kind: str = "hnsw",
-              hnsw_m: int = 32, ef_construction: int = 200, ef_search: int = 128) -> "ItemIndex":
+              hnsw_m: int = 32, ef_construction: int = 64, ef_search: int = 128) -> "ItemIndex":
         """Index the rows of ``vectors`` ``(n_items, d)``.
 
         ``similarity``: "dot" (inner product) or "cosine" (rows and queries normalised).
@@ -201,7 +201,7 @@ def _item_table(model: "TransformerModelBase") -> torch.Tensor:
     return table
 
 
-def model_index(model: "TransformerModelBase", kind: str = "hnsw", hnsw_m: int = 32, ef_construction: int = 200,
+def model_index(model: "TransformerModelBase", kind: str = "hnsw", hnsw_m: int = 32, ef_construction: int = 64,
                 ef_search: int = 128) -> ItemIndex:
     """Build the index of the fitted ``model``'s item table with these parameters and cache it on
     the model: ``recommend(..., retrieval="ann")`` then uses it until the item table changes."""

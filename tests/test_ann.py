@@ -62,7 +62,7 @@ def test_index_save_load(tmp_path):
     index.save(tmp_path / "items.index")
     loaded = ItemIndex.load(tmp_path / "items.index")
     assert (loaded.similarity, loaded.kind, loaded.params, loaded.n_items, loaded.dim) == (
-        "cosine", "hnsw", {"hnsw_m": 16, "ef_construction": 200, "ef_search": 40}, 800, 16)
+        "cosine", "hnsw", {"hnsw_m": 16, "ef_construction": 64, "ef_search": 40}, 800, 16)
     assert loaded.fingerprint == index.fingerprint == ann.fingerprint(items)
     for a, b in zip(index.search(queries, 10), loaded.search(queries, 10)):
         np.testing.assert_array_equal(a, b)

@@ -29,7 +29,7 @@ import torch
 
 from .batching import take_rows
 from .export import require
-from .ranking import SIMILARITIES, Triplet, TokensFn, rank_users, similarity_vectors
+from .ranking import SIMILARITIES, TokensFn, Triplet, rank_users, similarity_vectors
 
 if tp.TYPE_CHECKING:
     from .models.base import TransformerModelBase

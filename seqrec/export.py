@@ -118,7 +118,7 @@ def export_onnx(model: "TransformerModelBase", path: PathLike, opset_version: in
     items_path = model_path + ITEMS_SUFFIX
     ids = _ids_array(model.item_id_map_.external_ids)
     similarity = model._similarity()
-    net = model.net_
+    net = model.net_.cpu()  # traced on the host, as the network rests between recommend calls
     was_training = net.training
     net.eval()
     try:

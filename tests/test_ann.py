@@ -10,8 +10,13 @@ import pytest
 
 pytest.importorskip("faiss")
 
-from seqrec import Columns, Dataset, IdEmbeddingsItemNet, SASRecModel  # noqa: E402
-from seqrec import ann  # noqa: E402
+from seqrec import (  # noqa: E402
+    Columns,
+    Dataset,
+    IdEmbeddingsItemNet,
+    SASRecModel,
+    ann,  # noqa: E402
+)
 from seqrec.ann import ItemIndex, attach_index, model_index  # noqa: E402
 
 

@@ -10,8 +10,15 @@ import pytest
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
-from seqrec import (BERT4RecModel, Columns, Dataset, IdEmbeddingsItemNet, NotFittedError, SASRecModel,  # noqa: E402
-                    SASRecTransformerLayers)
+from seqrec import (  # noqa: E402
+    BERT4RecModel,
+    Columns,
+    Dataset,
+    IdEmbeddingsItemNet,
+    NotFittedError,
+    SASRecModel,
+    SASRecTransformerLayers,
+)
 from seqrec.export import OnnxEncoder, encode_histories, export_onnx  # noqa: E402
 from seqrec.nn.transformer import MASK, N_SPECIAL, PAD  # noqa: E402
 

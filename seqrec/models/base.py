@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .. import config, persistence
+from .. import ann, config, export, persistence
 from ..batching import keep_entries, ranks_in_runs, slice_positions, take_rows
 from ..columns import Columns
 from ..dataset import Dataset, DenseFeatures, IdMap, Interactions, take_feature_rows
@@ -636,6 +636,7 @@ class TransformerModelBase:
         add_rank_col: bool = True,
         on_unsupported_targets: str = "raise",
         context: tp.Optional[pd.DataFrame] = None,
+        retrieval: str = "exact",
     ) -> pd.DataFrame:
         """Top-``k`` items for each of ``users`` from their histories in ``dataset``.
 
@@ -651,9 +652,18 @@ class TransformerModelBase:
         rows when fewer candidates remain. ``context`` (request-time data, RecTools' HSTU) is read
         only by a model whose ``require_recommend_context`` is True; the others warn that they
         ignore it.
+
+        ``retrieval``: "exact" (every candidate scored) or "ann" (an approximate nearest-neighbour
+        index of the item table, faiss, extra ``seqrec[ann]``; built once and cached on the model,
+        filters honoured by over-fetching, see :mod:`seqrec.ann`; not for models that read request
+        times).
         """
         self._check_reco_args(dataset, k, on_unsupported_targets, "recommend", filter_viewed=filter_viewed,
                               add_rank_col=add_rank_col)
+        ann.check_retrieval(retrieval)
+        if retrieval == "ann" and self._uses_times():
+            raise ValueError(f"retrieval='ann' is not available for {type(self).__name__} with relative time "
+                             "attention: its user vectors depend on the request time; use retrieval='exact'")
         if context is not None and not self.require_recommend_context:
             warnings.warn(f"{type(self).__name__} does not use context (as in RecTools, it is ignored)", stacklevel=2)
         users_ext = _unique_ids(users, "users")
@@ -690,9 +700,13 @@ class TransformerModelBase:
             candidates = np.sort(cand[cand >= 0])
             _warn_no_candidates(whitelist, candidates, self.item_id_map_)
         with self._inference_net() as net:
-            user_idx, item_idx, scores = rank_users(net, self._inference_tokens, indptr, items, k, filter_viewed,
-                                                    candidates, self._device(), self.recommend_batch_size,
-                                                    self._similarity(), extras_fn)
+            if retrieval == "ann":
+                user_idx, item_idx, scores = ann.rank_users_ann(self, net, indptr, items, k, filter_viewed,
+                                                                candidates, self._device(), self.recommend_batch_size)
+            else:
+                user_idx, item_idx, scores = rank_users(net, self._inference_tokens, indptr, items, k,
+                                                        filter_viewed, candidates, self._device(),
+                                                        self.recommend_batch_size, self._similarity(), extras_fn)
         reco = pd.DataFrame({
             Columns.User: users_ext[user_idx],
             Columns.Item: self.item_id_map_.to_external(item_idx),
@@ -777,6 +791,11 @@ class TransformerModelBase:
 
         return table, row_of, np.asarray(external)
 
+    def export_onnx(self, path: tp.Union[str, "os.PathLike[str]"]) -> "export.OnnxExport":
+        """Write the encoder to ``path`` (ONNX: tokens ``(batch, session_max_len)`` -> user vectors
+        ``(batch, d)``) and the item vectors and ids to ``path + ".items.npz"``; see :mod:`seqrec.export`."""
+        return export.export_onnx(self, path)
+
     # ----------------------------------------------------------------- configs and files
     def get_config(self, mode: str = "dict", simple_types: bool = False) -> tp.Dict[str, tp.Any]:
         """The model's parameters with a ``"cls"`` key naming the class, as in RecTools.
@@ -827,11 +846,12 @@ class TransformerModelBase:
         state.pop("lightning_model", None)
         for name in ("_inference_lock", "_inference_users", "_inference_mode"):  # per-process state of recommend
             state.pop(name, None)
+        state.pop(ann.CACHE_ATTR, None)  # the ANN index is rebuilt on demand
         return state
 
 
 _FITTED_ATTRS = ("net_", "item_id_map_", "train_seed_", "epochs_done_", "optimizer_state_", "history_",
-                 "best_epoch_", "fit_trainer", "lightning_model", "softmax_plan_")
+                 "best_epoch_", "fit_trainer", "lightning_model", "softmax_plan_", "_ann_index")
 
 
 def _warn_numeric_item_features(dataset: Dataset) -> None:

@@ -65,6 +65,7 @@ from seqrec import Columns  # noqa: E402
 from seqrec.batching import take_rows  # noqa: E402
 from seqrec.metrics import NDCG, HitRate, calc_metrics  # noqa: E402
 from seqrec.nn.item_net import IdEmbeddingsItemNet  # noqa: E402
+from seqrec.ranking import similarity_vectors  # noqa: E402
 
 from quality import DEFAULT_DATA_DIR, MODELS, RESULTS_DIR, hardware, prepare_split  # noqa: E402
 
@@ -188,7 +189,7 @@ class EpochValidation(L.Callback):
         map, and dataset items outside it leave the histories (a target outside it is a miss)."""
         if not hasattr(self.model, "_training_data"):
             return  # the catalog is the dataset's
-        _, _, model_of = self.model._training_data(dataset, None)
+        _, model_of = self.model._training_data(dataset, None)
         self.indptr, self.items = take_rows(self.indptr, self.items, np.arange(len(self.indptr) - 1), model_of)
         t = self.targets[Columns.Item].to_numpy()
         self.targets[Columns.Item] = np.where(t >= 0, model_of[np.maximum(t, 0)], -1)
@@ -204,7 +205,8 @@ class EpochValidation(L.Callback):
             rows = np.arange(start, min(start + self.batch, len(self.indptr) - 1))
             b_indptr, b_items = take_rows(self.indptr, self.items, rows)
             tokens = torch.from_numpy(self.model._inference_tokens(b_indptr, b_items))
-            scores = net.last_vectors(tokens, table) @ table.T  # (B, n_items)
+            sim = self.model._similarity()  # dot, or cosine (HSTU's default)
+            scores = similarity_vectors(net.last_vectors(tokens, table), sim) @ similarity_vectors(table, sim).T
             seen = np.repeat(np.arange(len(rows)), np.diff(b_indptr))
             scores[torch.as_tensor(seen), torch.as_tensor(b_items)] = float("-inf")
             top_scores, top_items = torch.topk(scores, min(self.k, scores.shape[1]), dim=1)

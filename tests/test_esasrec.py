@@ -10,7 +10,7 @@ from seqrec import (BERT4RecModel, Columns, Dataset, IdEmbeddingsItemNet, LiGRLa
                     SASRecModel, SASRecTransformerLayers, model_from_config, model_from_params)
 from seqrec.nn.item_net import SumItemNet
 from seqrec.nn.layers import LiGRBlock, SwiGLU
-from seqrec.nn.transformer import MASK, N_SPECIAL, PAD, TransformerNet, eager_attention
+from seqrec.nn.transformer import N_SPECIAL, PAD, TransformerNet, eager_attention
 
 from conftest import expected_next
 
@@ -81,20 +81,7 @@ def test_block_matches_its_definition():
         torch.testing.assert_close(block(x, None, True), expected, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("causal,key_padding", [(True, False), (False, True), (False, False)])
-@pytest.mark.parametrize("n_blocks", [1, 2])
-@pytest.mark.parametrize("options", [None, {"activation": "gelu", "gating": False, "bias_in_ff": True}])
-def test_fast_path_equals_full_forward(causal, key_padding, n_blocks, options):
-    net = _net(causal, key_padding, n_blocks=n_blocks, options=options)
-    rng = np.random.default_rng(3)
-    tokens, lengths = _tokens(rng, 9, 10, max_real=7)  # columns 7..9 are padding in every row
-    if not causal:
-        tokens[np.arange(9), lengths - 1] = MASK
-    with torch.no_grad():
-        table = net.item_table()
-        full = net.encode(tokens, table)[torch.arange(9), torch.as_tensor(lengths - 1)]
-        fast = net.last_vectors(tokens, table)
-    torch.testing.assert_close(fast, full, atol=1e-5, rtol=1e-5)
+# the fast path (last position only) against the full forward: tests/test_layers.py, with LiGRLayers
 
 
 def test_causal_attention_does_not_leak_the_future():

@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 import torch
 
-from seqrec import (BERT4RecModel, Columns, Dataset, IdEmbeddingsItemNet, PreLNTransformerLayers, SASRecModel,
-                    SASRecTransformerLayers)
+from seqrec import (BERT4RecModel, Columns, Dataset, IdEmbeddingsItemNet, LiGRLayers, PreLNTransformerLayers,
+                    SASRecModel, SASRecTransformerLayers)
 from seqrec.nn.item_net import SumItemNet
 from seqrec.nn.layers import SASRecBlock, TransformerLayersBase
 from seqrec.nn.transformer import MASK, N_SPECIAL, PAD, TransformerNet
@@ -25,12 +25,13 @@ def _dataset(n_items=15):
     return Dataset.construct(df)
 
 
-def _net(layers_type, causal, key_padding=True, max_len=10, seed=0, n_blocks=2, ff=1, activation="relu"):
+def _net(layers_type, causal, key_padding=True, max_len=10, seed=0, n_blocks=2, ff=1, activation="relu",
+         options=None):
     torch.manual_seed(seed)
     item_net = SumItemNet.from_dataset(_dataset(), 16, (IdEmbeddingsItemNet,))
     net = TransformerNet(item_net, n_factors=16, n_blocks=n_blocks, n_heads=4, dropout=0.1, max_len=max_len,
                          use_causal_attn=causal, use_key_padding_mask=key_padding, ff_multiplier=ff,
-                         activation=activation, layers_type=layers_type)
+                         activation=activation, layers_type=layers_type, layers_options=options)
     return net.eval()
 
 
@@ -41,12 +42,13 @@ def _tokens(rng, B, L, n_items=15, max_real=None):
     return torch.as_tensor(tokens), lengths
 
 
-@pytest.mark.parametrize("layers_type", LAYER_TYPES + [FullOnlyLayers])
+@pytest.mark.parametrize("layers_type,options", [(t, None) for t in LAYER_TYPES + [FullOnlyLayers, LiGRLayers]]
+                         + [(LiGRLayers, {"activation": "gelu", "gating": False, "bias_in_ff": True})])
 @pytest.mark.parametrize("causal,key_padding", [(True, False), (False, True), (False, False)])
 @pytest.mark.parametrize("n_blocks", [1, 2])
-def test_fast_path_equals_full_encode(layers_type, causal, key_padding, n_blocks):
+def test_fast_path_equals_full_encode(layers_type, options, causal, key_padding, n_blocks):
     net = _net(layers_type, causal, key_padding, n_blocks=n_blocks, ff=4 if not causal else 1,
-               activation="gelu" if not causal else "relu")
+               activation="gelu" if not causal else "relu", options=options)
     rng = np.random.default_rng(5)
     tokens, lengths = _tokens(rng, 9, 10, max_real=7)  # columns 7..9 are padding in every row
     if not causal:

@@ -10,20 +10,14 @@ import typing as tp
 import torch
 from torch import nn
 
-from .base import SelfAttention, _BlockStack, _rows, feed_forward
+from .base import _BlockStack, _rows
+from .preln import PreLNBlock
 
 
-class SASRecBlock(nn.Module):
+class SASRecBlock(PreLNBlock):
     """The original SASRec block: ``q = LN(x)``, ``y = q + attn(q; keys and values from x)``,
-    ``z = LN(y)``, output ``z + drop(ff(z))``."""
-
-    def __init__(self, n_factors: int, n_heads: int, dropout: float, ff_multiplier: int, activation: str) -> None:
-        super().__init__()
-        self.ln_attn = nn.LayerNorm(n_factors)
-        self.attn = SelfAttention(n_factors, n_heads, dropout)
-        self.ln_ff = nn.LayerNorm(n_factors)
-        self.ff = feed_forward(n_factors, ff_multiplier, activation, dropout)
-        self.drop = nn.Dropout(dropout)
+    ``z = LN(y)``, output ``z + drop(ff(z))``. The same modules as the pre-LN block (so the same
+    parameters), wired differently."""
 
     def forward(self, x: torch.Tensor, attn_mask: tp.Optional[torch.Tensor], is_causal: bool) -> torch.Tensor:
         q = self.ln_attn(x)

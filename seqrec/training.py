@@ -4,8 +4,8 @@ early stopping that restores the best weights, and an atomic checkpoint after ev
 
 Under DDP (several processes, ``torch.distributed`` initialised by Lightning) the sampler shards
 the epoch's permutation by rank, each rank draws its own dropout masks and negatives, the
-validation metrics are sums reduced over the ranks (padding samples weigh nothing), and early
-stopping decides once for all ranks.
+validation metrics are weighted means gathered over the ranks (padding samples weigh nothing),
+and early stopping decides once for all ranks.
 
 The module and callbacks are written once, as mixins, and made into classes of the Lightning
 namespace of the trainer they run in: ``lightning.pytorch`` (seqrec's own) or ``pytorch_lightning``
@@ -25,6 +25,7 @@ import lightning.pytorch as L
 import numpy as np
 import pandas as pd
 import torch
+from torchmetrics import MeanMetric
 from torch.utils.data import DataLoader, Dataset as TorchDataset, DistributedSampler, Sampler
 
 from .batching import take_rows, window_ends, windows
@@ -231,7 +232,10 @@ class _ModuleCore:
         self.checkpoint_meta = checkpoint_meta  # what rebuilds the estimator from a checkpoint
         self.epochs_run = 0
         self._bad_step: tp.Optional[torch.Tensor] = None  # first global step whose loss was not finite (-1: none)
-        self._val_sums: tp.Optional[torch.Tensor] = None  # (4,) loss x n, hits, ndcg, n of the validation epoch
+        # validation means of an epoch (states in float64, not in the state dict); not
+        # nan_strategy="disable", which ignores the weights in torchmetrics 1.9
+        self.val_metrics = torch.nn.ModuleDict({name: MeanMetric(nan_strategy="warn").set_dtype(torch.float64)
+                                                for name in ("loss", "hr", "ndcg")})
         # the compiled function shares the network's parameters; the network itself stays plain
         self.encode = torch.compile(net.encode) if torch_compile else net.encode
         if loss == "sampled_softmax" and negative_sampling == "popularity":
@@ -262,7 +266,7 @@ class _ModuleCore:
         weights stay those of the last good step), every NONFINITE_CHECK_EVERY steps elsewhere."""
         if loss.device.type == "cpu":
             if not bool(torch.isfinite(loss)):
-                self._raise_nonfinite(str(float(loss)), batch_idx)
+                self._raise_nonfinite(str(float(loss.detach())), batch_idx)
             return
         bad = ~torch.isfinite(loss.detach())
         if self._bad_step is None:
@@ -305,7 +309,8 @@ class _ModuleCore:
         return loss
 
     def on_validation_epoch_start(self) -> None:
-        self._val_sums = None
+        for metric in self.val_metrics.values():
+            metric.reset()
 
     def validation_step(self, batch: tp.Dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         tokens, target, seen = batch["tokens"], batch["target"], batch["seen"]  # (B, L), (B,), (B, S)
@@ -313,7 +318,6 @@ class _ModuleCore:
         table = self.net.item_table()  # (n_items, d)
         h = self.net.last_vectors(tokens, table)  # (B, d)
         real = weight > 0
-        n = real.sum()
         # the loss's random draws (negatives) are seeded per batch, and do not move the training RNG
         with torch.random.fork_rng(devices=[h.device] if h.device.type == "cuda" else []):
             torch.manual_seed(epoch_seed(self.seed, batch_idx))
@@ -329,25 +333,17 @@ class _ModuleCore:
         seen = torch.where(seen >= 0, seen, target.unsqueeze(1))
         scores = scores.scatter(1, seen, float("-inf")).scatter(1, target.unsqueeze(1), target_score)
         rank = (scores > target_score).sum(dim=1) + 1  # (B,) 1-based, ties counted in the target's favour
-        hit = (rank <= self.val_k).to(weight.dtype)
-        ndcg = hit / torch.log2(rank.to(weight.dtype) + 1.0)
-        # sums over the real samples; the epoch's metrics are the sums of all ranks divided once
-        dtype = torch.float32 if h.device.type == "mps" else torch.float64
-        sums = torch.stack([loss.detach().to(dtype) * n, (hit * weight).sum().to(dtype),
-                            (ndcg * weight).sum().to(dtype), n.to(dtype)])  # (4,)
-        self._val_sums = sums if self._val_sums is None else self._val_sums + sums
+        hit = (rank <= self.val_k).float()
+        ndcg = hit / torch.log2(rank.float() + 1.0)
+        # weighted means over the epoch, summed over all ranks at its end (torchmetrics): every user
+        # counts once, padding copies not at all, whatever the shards
+        self.val_metrics["loss"].update(loss.detach(), weight=real.sum())
+        self.val_metrics["hr"].update(hit, weight=weight)
+        self.val_metrics["ndcg"].update(ndcg, weight=weight)
+        self.log("val_loss", self.val_metrics["loss"], on_step=False, on_epoch=True)
+        self.log(f"val_hr@{self.val_k}", self.val_metrics["hr"], on_step=False, on_epoch=True)
+        self.log(f"val_ndcg@{self.val_k}", self.val_metrics["ndcg"], on_step=False, on_epoch=True)
         return loss
-
-    def on_validation_epoch_end(self) -> None:
-        if self._val_sums is None:
-            return
-        # every rank gets the same totals: no user counted twice, none dropped, whatever the shards
-        loss_sum, hits, ndcg, n = self.trainer.strategy.reduce(self._val_sums, reduce_op="sum").tolist()
-        n = max(n, 1.0)
-        # the values are already global: sync_dist only averages equal numbers (and keeps Lightning quiet)
-        self.log("val_loss", loss_sum / n, on_epoch=True, sync_dist=True)
-        self.log(f"val_hr@{self.val_k}", hits / n, on_epoch=True, sync_dist=True)
-        self.log(f"val_ndcg@{self.val_k}", ndcg / n, on_epoch=True, sync_dist=True)
 
     def on_train_epoch_end(self) -> None:
         self.raise_if_nonfinite()
@@ -367,9 +363,7 @@ class _ModuleCore:
     def on_save_checkpoint(self, checkpoint: tp.Dict[str, tp.Any]) -> None:
         if self.checkpoint_meta is not None:
             checkpoint["seqrec"] = self.checkpoint_meta
-            # epochs of the whole run done when the checkpoint is written at the end of an epoch
-            # (a reused trainer's own epoch count includes the fits before)
-            checkpoint["seqrec_epochs_done"] = self.epoch_offset + self.current_epoch + 1
+            checkpoint["seqrec_epochs_done"] = self.epoch_offset + _epochs_finished(self.trainer)
 
     def configure_optimizers(self) -> tp.Any:
         optimizer = torch.optim.Adam(self.net.parameters(), lr=self.lr, betas=(0.9, 0.98))
@@ -385,6 +379,17 @@ class _ModuleCore:
         total = max(int(planned), 1)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: cosine_factor(step, total))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def _epochs_finished(trainer: tp.Any) -> int:
+    """Epochs of this trainer whose batches all ran, at the time a checkpoint is written: in
+    on_validation_end (ModelCheckpoint with a monitor), on_train_epoch_end or on_train_end alike."""
+    progress = trainer.fit_loop.epoch_progress.current
+    done = progress.processed
+    batches = trainer.fit_loop.epoch_loop.batch_progress.current
+    if progress.started > done and batches.ready >= trainer.num_training_batches:
+        done += 1  # validation at the end of an epoch runs before Lightning counts the epoch
+    return done
 
 
 def _to_cpu(obj: tp.Any) -> tp.Any:

@@ -1,9 +1,10 @@
 """Scale on one box: preparation, training epochs and recommend as the log and the catalog grow.
 
 For each size (interactions : items, e.g. ``10M:1M``) a seeded synthetic log (``synthetic.py``,
-50 interactions per user on average) is saved once; then every phase runs in its own process,
-for seqrec and, with ``--rectools-python``, for RecTools 0.19 (imported only there), under a
-wall-clock cap and a memory cap (the parent samples the child's RSS and stops it):
+50 interactions per user on average) is saved once; then the phases below run one after the
+other in a child process, for seqrec and, with ``--rectools-python``, for RecTools 0.19
+(imported only there), each phase under a wall-clock cap and a memory cap (the parent samples
+the child's RSS; a phase past a cap is stopped and marked, and a new child runs the next ones):
 
 - ``construct``: ``Dataset.construct`` of the log (a pandas DataFrame);
 - ``softmax`` / ``sampled_softmax``: SASRec (d=64, 2 blocks, 1 head, L=50, batch 128; sampled
@@ -13,7 +14,8 @@ wall-clock cap and a memory cap (the parent samples the child's RSS and stops it
 - ``recommend``: a model fitted for one batch recommends k=10 with ``filter_viewed=True`` to the
   first 10,000 users.
 
-Peak RSS is sampled every 5 ms during the phase (interpreter, torch and data included).
+Peak RSS is the process's, sampled every 5 ms during the phase (interpreter, torch, the log and
+the dataset included).
 
     .venv/bin/python benchmarks/scale.py                       # 1M:10k, 3M:100k, 10M:1M, seqrec only
     .venv/bin/python benchmarks/scale.py --rectools-python .venv-rectools/bin/python --cap-s 300
@@ -65,16 +67,21 @@ def parse_sizes(text: str) -> tp.List[tp.Tuple[int, int]]:
 
 
 # ----------------------------------------------------------------- one phase (in the child process)
-def run_phase(lib: str, phase: str, data: str, steps: int, threads: int,
-              model_params: tp.Optional[tp.Dict[str, tp.Any]] = None) -> tp.Dict[str, tp.Any]:
-    """Measure one phase of one library on a saved log; returns a JSON-able dict."""
-    params = MODEL if model_params is None else model_params
+def run_phases(lib: str, phases: tp.Sequence[str], data: str, steps: int, threads: int,
+               model_params: tp.Optional[tp.Dict[str, tp.Any]] = None,
+               progress: tp.Optional[str] = None) -> tp.Dict[str, tp.Dict[str, tp.Any]]:
+    """Measure ``phases`` of one library on a saved log, in this process, one after the other
+    (the dataset is built once); after each phase the results so far and the phase now running
+    are written to ``progress`` (JSON), so that a parent that stops the process keeps them."""
+    import gc
+
     import numpy as np
     import torch
 
     from speed_runner import PeakRSS
     from synthetic import load_frame
 
+    params = MODEL if model_params is None else model_params
     torch.set_num_threads(threads)
     if lib == "seqrec":
         sys.path.insert(0, os.path.dirname(HERE))
@@ -86,62 +93,77 @@ def run_phase(lib: str, phase: str, data: str, steps: int, threads: int,
         from rectools.models import SASRecModel
         from rectools.models.nn.item_net import IdEmbeddingsItemNet
 
+    done: tp.Dict[str, tp.Dict[str, tp.Any]] = {}
+
+    def report(current: tp.Optional[str]) -> None:
+        if progress is not None:
+            with open(progress + ".tmp", "w") as f:
+                json.dump({"done": done, "current": current, "started": time.time()}, f)
+            os.replace(progress + ".tmp", progress)
+
     df = load_frame(data)
-    out: tp.Dict[str, tp.Any] = {"lib": lib, "phase": phase, "threads": torch.get_num_threads()}
-    if phase == "construct":
+    n_users = int(df["user_id"].nunique())
+    report(phases[0])
+    with PeakRSS() as mem:
+        t0 = time.perf_counter()
+        ds = Dataset.construct(df)
+        seconds = time.perf_counter() - t0
+    del df
+    if "construct" in phases:
+        done["construct"] = {"lib": lib, "phase": "construct", "seconds": seconds, "peak_rss": mem.peak,
+                             "threads": torch.get_num_threads()}
+    for phase in phases:
+        if phase == "construct":
+            continue
+        report(phase)
+        gc.collect()
+        out: tp.Dict[str, tp.Any] = {"lib": lib, "phase": phase, "threads": torch.get_num_threads()}
+        step_times: tp.List[float] = []
+        fit_start: tp.Dict[str, float] = {}
+
+        class StepTimer(pl.Callback):
+            def on_train_batch_start(self, *args: tp.Any) -> None:
+                fit_start.setdefault("first_batch", time.perf_counter())
+                self.t = time.perf_counter()
+
+            def on_train_batch_end(self, *args: tp.Any) -> None:
+                step_times.append(time.perf_counter() - self.t)
+
+        batches = 1 if phase == "recommend" else steps
+
+        def trainer() -> tp.Any:
+            return pl.Trainer(max_epochs=1, min_epochs=1, limit_train_batches=batches, logger=False,
+                              enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                              accelerator="cpu", devices=1, callbacks=[StepTimer()])
+
+        loss = "sampled_softmax" if phase == "sampled_softmax" else "softmax"
+        extra = {"random_state": 0} if lib == "seqrec" else {}
+        torch.manual_seed(0)
+        model = SASRecModel(**params, loss=loss, n_negatives=256, item_net_block_types=(IdEmbeddingsItemNet,),
+                            get_trainer_func=trainer, recommend_torch_device="cpu", **extra)
         with PeakRSS() as mem:
             t0 = time.perf_counter()
-            Dataset.construct(df)
-            out["seconds"] = time.perf_counter() - t0
-        out["peak_rss"] = mem.peak
-        return out
-
-    ds = Dataset.construct(df)
-    n_users = int(df["user_id"].nunique())
-    del df
-    step_times: tp.List[float] = []
-    fit_start: tp.Dict[str, float] = {}
-
-    class StepTimer(pl.Callback):
-        def on_train_batch_start(self, *args: tp.Any) -> None:
-            fit_start.setdefault("first_batch", time.perf_counter())
-            self.t = time.perf_counter()
-
-        def on_train_batch_end(self, *args: tp.Any) -> None:
-            step_times.append(time.perf_counter() - self.t)
-
-    batches = 1 if phase == "recommend" else steps
-
-    def trainer() -> tp.Any:
-        return pl.Trainer(max_epochs=1, min_epochs=1, limit_train_batches=batches, logger=False,
-                          enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                          accelerator="cpu", devices=1, callbacks=[StepTimer()])
-
-    loss = "sampled_softmax" if phase == "sampled_softmax" else "softmax"
-    extra = {"random_state": 0} if lib == "seqrec" else {}
-    torch.manual_seed(0)
-    model = SASRecModel(**params, loss=loss, n_negatives=256, item_net_block_types=(IdEmbeddingsItemNet,),
-                        get_trainer_func=trainer, recommend_torch_device="cpu", **extra)
-    with PeakRSS() as mem:
-        t0 = time.perf_counter()
-        model.fit(ds)
-        fit_s = time.perf_counter() - t0
-    if phase != "recommend":
-        per_epoch = math.ceil(n_users / params["batch_size"])
-        timed = step_times[1:] if len(step_times) > 1 else step_times
-        before_first = fit_start["first_batch"] - t0
-        full = len(step_times) >= per_epoch
-        out.update(steps=len(step_times), step_s=step_times, batches_per_epoch=per_epoch,
-                   before_first_batch_s=before_first, fit_s=fit_s, peak_rss=mem.peak, measured_whole=full,
-                   seconds=fit_s if full else before_first + float(np.median(timed)) * per_epoch)
-        return out
-    users = np.asarray(ds.user_id_map.external_ids)[:RECOMMEND_USERS]
-    with PeakRSS() as mem:
-        t0 = time.perf_counter()
-        reco = model.recommend(users, ds, k=10, filter_viewed=True)
-        out["seconds"] = time.perf_counter() - t0
-    out.update(users=len(users), rows=len(reco), peak_rss=mem.peak)
-    return out
+            model.fit(ds)
+            fit_s = time.perf_counter() - t0
+        if phase != "recommend":
+            per_epoch = math.ceil(n_users / params["batch_size"])
+            timed = step_times[1:] if len(step_times) > 1 else step_times
+            before_first = fit_start["first_batch"] - t0
+            full = len(step_times) >= per_epoch
+            out.update(steps=len(step_times), step_s=step_times, batches_per_epoch=per_epoch,
+                       before_first_batch_s=before_first, fit_s=fit_s, peak_rss=mem.peak, measured_whole=full,
+                       seconds=fit_s if full else before_first + float(np.median(timed)) * per_epoch)
+        else:
+            users = np.asarray(ds.user_id_map.external_ids)[:RECOMMEND_USERS]
+            with PeakRSS() as mem:
+                t0 = time.perf_counter()
+                reco = model.recommend(users, ds, k=10, filter_viewed=True)
+                out["seconds"] = time.perf_counter() - t0
+            out.update(users=len(users), rows=len(reco), peak_rss=mem.peak)
+        done[phase] = out
+        del model
+    report(None)
+    return done
 
 
 # ----------------------------------------------------------------- the parent
@@ -153,30 +175,62 @@ def _rss(pid: int) -> int:
         return 0
 
 
-def run_capped(cmd: tp.List[str], out_json: str, cap_s: float, mem_cap: int) -> tp.Dict[str, tp.Any]:
-    """Run one phase in a child process; stop it past ``cap_s`` seconds or ``mem_cap`` bytes of RSS."""
-    t0 = time.perf_counter()
-    with tempfile.TemporaryFile("w+") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-        reason = None
-        while proc.poll() is None:
-            if time.perf_counter() - t0 > cap_s:
-                reason = f"did not finish in {cap_s:.0f} s"
-            elif mem_cap and _rss(proc.pid) > mem_cap:
-                reason = f"stopped at the memory cap ({mem_cap / 2**30:.0f} GiB RSS)"
-            if reason:
-                proc.kill()
-                proc.wait()
-                return {"failed": reason, "wall_s": time.perf_counter() - t0}
-            time.sleep(0.1)
-        if proc.returncode != 0:
-            log.seek(0)
-            tail = log.read()[-1500:]
-            return {"failed": f"exit code {proc.returncode}", "log": tail, "wall_s": time.perf_counter() - t0}
-    with open(out_json) as f:
-        result = json.load(f)
-    result["wall_s"] = time.perf_counter() - t0
-    return result
+def run_capped(cmd: tp.List[str], progress: str, phases: tp.Sequence[str], cap_s: float,
+               mem_cap: int) -> tp.Dict[str, tp.Dict[str, tp.Any]]:
+    """Run the phases in child processes; a phase past ``cap_s`` seconds or ``mem_cap`` bytes of
+    RSS is stopped and marked, and a new child runs the phases after it."""
+    results: tp.Dict[str, tp.Dict[str, tp.Any]] = {}
+    left = list(phases)
+    while left:
+        if os.path.exists(progress):
+            os.remove(progress)
+        with tempfile.TemporaryFile("w+") as log:
+            proc = subprocess.Popen(cmd + ["--phases", ",".join(left), "--progress", progress],
+                                    stdout=log, stderr=subprocess.STDOUT)
+            # until the child reports (imports, reading the log) no phase runs; the start is capped too
+            launched = time.time()
+            state: tp.Dict[str, tp.Any] = {"done": {}, "current": None, "started": launched}
+            reason = None
+            while proc.poll() is None:
+                time.sleep(0.2)
+                try:
+                    with open(progress) as f:
+                        state = json.load(f)
+                except (OSError, ValueError):
+                    pass
+                if state["current"] is not None and time.time() - state["started"] > cap_s:
+                    reason = f"did not finish in {cap_s:.0f} s"
+                elif not state["done"] and state["current"] is None and time.time() - launched > cap_s:
+                    reason = f"did not start in {cap_s:.0f} s"
+                elif mem_cap and _rss(proc.pid) > mem_cap:
+                    reason = f"stopped at the memory cap ({mem_cap / 2**30:.0f} GiB RSS)"
+                if reason:
+                    proc.kill()
+                    proc.wait()
+                    break
+            try:
+                with open(progress) as f:
+                    state = json.load(f)
+            except (OSError, ValueError):
+                pass
+            results.update(state["done"])
+            left = [p for p in left if p not in state["done"]]
+            if not left:
+                break
+            current = state["current"] if state["current"] in left else left[0]
+            if reason is None:
+                log.seek(0)
+                reason = f"exit code {proc.returncode}"
+                results[current] = {"failed": reason, "log": log.read()[-1500:]}
+            else:
+                results[current] = {"failed": reason}
+            left.remove(current)
+            if current == "construct" or reason.startswith("exit"):
+                # without a dataset (or after a crash) the phases left would fail the same way
+                for p in left:
+                    results[p] = {"failed": f"not run ({current}: {reason})"}
+                break
+    return results
 
 
 def cpu_model() -> str:
@@ -274,16 +328,14 @@ def main(argv: tp.Optional[tp.Sequence[str]] = None) -> tp.Dict[str, tp.Any]:
     # the child's side
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--lib", default="seqrec", help=argparse.SUPPRESS)
-    p.add_argument("--phase", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--phases", default=",".join(PHASES), help=argparse.SUPPRESS)
+    p.add_argument("--progress", default=None, help=argparse.SUPPRESS)
     p.add_argument("--data", default=None, help=argparse.SUPPRESS)
-    p.add_argument("--out", default=None, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
 
     if a.worker:
-        result = run_phase(a.lib, a.phase, a.data, a.steps, a.threads, SMOKE_MODEL if a.smoke else MODEL)
-        with open(a.out, "w") as f:
-            json.dump(result, f)
-        return result
+        return run_phases(a.lib, a.phases.split(","), a.data, a.steps, a.threads,
+                          SMOKE_MODEL if a.smoke else MODEL, a.progress)
 
     import synthetic
 
@@ -304,18 +356,17 @@ def main(argv: tp.Optional[tp.Sequence[str]] = None) -> tp.Dict[str, tp.Any]:
             for lib in libs:
                 if lib == "rectools" and a.rectools_max_interactions and n_inter > a.rectools_max_interactions:
                     continue
-                runs = size["runs"].setdefault(lib, {})
+                if lib == "seqrec" and a.in_process:
+                    runs = run_phases(lib, PHASES, data, steps, a.threads, model)
+                else:
+                    python = sys.executable if lib == "seqrec" else a.rectools_python
+                    cmd = [python, os.path.abspath(__file__), "--worker", "--lib", lib, "--data", data,
+                           "--steps", str(steps), "--threads", str(a.threads)] + (["--smoke"] if a.smoke else [])
+                    runs = run_capped(cmd, os.path.join(tmp, "progress.json"), PHASES, a.cap_s,
+                                      int(a.mem_cap_gib * 2**30))
+                size["runs"][lib] = runs
                 for phase in PHASES:
-                    if lib == "seqrec" and a.in_process:
-                        runs[phase] = run_phase(lib, phase, data, steps, a.threads, model)
-                    else:
-                        python = sys.executable if lib == "seqrec" else a.rectools_python
-                        out = os.path.join(tmp, f"{lib}-{phase}.json")
-                        cmd = [python, os.path.abspath(__file__), "--worker", "--lib", lib, "--phase", phase,
-                               "--data", data, "--steps", str(steps), "--threads", str(a.threads), "--out", out]
-                        cmd += ["--smoke"] if a.smoke else []
-                        runs[phase] = run_capped(cmd, out, a.cap_s, int(a.mem_cap_gib * 2**30))
-                    print(_fmt_count(n_inter), _fmt_count(n_items), lib, phase, _cell(runs[phase]), flush=True)
+                    print(_fmt_count(n_inter), _fmt_count(n_items), lib, phase, _cell(runs.get(phase)), flush=True)
             os.remove(data)
     summary = {"hardware": hardware, "steps": steps, "model": model, "per_user": PER_USER, "sizes": results,
                "command": " ".join(["python", "benchmarks/scale.py"] + list(argv if argv is not None else sys.argv[1:])),

@@ -310,6 +310,33 @@ def plot(results: tp.List[tp.Dict[str, tp.Any]], libs: tp.Sequence[str], path: s
     plt.close(fig)
 
 
+def render(paths: tp.Sequence[str], out_dir: str, plot_path: tp.Optional[str]) -> tp.Dict[str, tp.Any]:
+    """One table and one plot from several saved runs (their sizes merged, libraries side by side)."""
+    merged: tp.Dict[tp.Tuple[int, int], tp.Dict[str, tp.Any]] = {}
+    runs_meta = []
+    for path in paths:
+        with open(path) as f:
+            summary = json.load(f)
+        runs_meta.append({k: summary[k] for k in ("hardware", "steps", "command", "when_utc")})
+        for size in summary["sizes"]:
+            key = (size["n_interactions"], size["n_items"])
+            entry = merged.setdefault(key, {**size, "runs": {}})
+            entry["runs"].update(size["runs"])
+    results = [merged[k] for k in sorted(merged)]
+    libs = [lib for lib in ("seqrec", "rectools") if any(lib in r["runs"] for r in results)]
+    hardware = runs_meta[0]["hardware"]
+    os.makedirs(out_dir, exist_ok=True)
+    md = table(results, libs)
+    with open(os.path.join(out_dir, "table.md"), "w") as f:
+        f.write(f"Hardware: {hardware}\n\n{md}\n")
+    summary = {"hardware": hardware, "runs": runs_meta, "sizes": results}
+    with open(os.path.join(out_dir, "results.json"), "w") as f:
+        json.dump(summary, f, indent=1)
+    print(md)
+    plot(results, libs, plot_path or os.path.join(out_dir, "scale.png"), hardware)
+    return summary
+
+
 def main(argv: tp.Optional[tp.Sequence[str]] = None) -> tp.Dict[str, tp.Any]:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", default=None, help=f"INTERACTIONS:ITEMS,... (default {DEFAULT_SIZES})")
@@ -325,6 +352,9 @@ def main(argv: tp.Optional[tp.Sequence[str]] = None) -> tp.Dict[str, tp.Any]:
     p.add_argument("--in-process", action="store_true", help="run seqrec's phases in this process (no caps)")
     p.add_argument("--out-dir", default=os.path.join(HERE, "results", "scale"))
     p.add_argument("--plot", default=None, help="PNG path (default: OUT_DIR/scale.png)")
+    p.add_argument("--render", nargs="+", default=None, metavar="RESULTS_JSON",
+                   help="no run: merge saved results.json files (e.g. a seqrec and a RecTools run) into one "
+                        "table and plot in --out-dir")
     # the child's side
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--lib", default="seqrec", help=argparse.SUPPRESS)
@@ -336,6 +366,9 @@ def main(argv: tp.Optional[tp.Sequence[str]] = None) -> tp.Dict[str, tp.Any]:
     if a.worker:
         return run_phases(a.lib, a.phases.split(","), a.data, a.steps, a.threads,
                           SMOKE_MODEL if a.smoke else MODEL, a.progress)
+
+    if a.render:
+        return render(a.render, a.out_dir, a.plot)
 
     import synthetic
 

@@ -32,3 +32,19 @@ def test_sizes_are_parsed():
     assert scale.parse_sizes("10M:1M,3M:100k,5000:20") == [(10_000_000, 1_000_000), (3_000_000, 100_000), (5000, 20)]
     with pytest.raises(ValueError, match="is not INTERACTIONS:ITEMS"):
         scale.parse_sizes("10M")
+
+
+def test_saved_runs_are_merged_into_one_table(tmp_path):
+    scale = pytest.importorskip("scale")
+    run = {"phase": "construct", "seconds": 1.5, "peak_rss": 2**30}
+    for name, lib in (("a", "seqrec"), ("b", "rectools")):
+        summary = {"hardware": "cpu", "steps": 3, "command": "x", "when_utc": "t",
+                   "sizes": [{"n_interactions": 1000, "n_items": 10, "n_users": 20,
+                              "runs": {lib: {"construct": run, "softmax": {"failed": "did not finish in 5 s"}}}}]}
+        (tmp_path / f"{name}.json").write_text(json.dumps(summary))
+    out = tmp_path / "out"
+    scale.main(["--render", str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--out-dir", str(out)])
+    text = (out / "table.md").read_text()
+    assert "| seqrec | RecTools 0.19 |" in text
+    assert "| 1k x 10 items | 20 | Dataset.construct | 1.50 s, 1.00 GiB | 1.50 s, 1.00 GiB |" in text
+    assert "did not finish in 5 s" in text and (out / "scale.png").exists()

@@ -321,7 +321,8 @@ def render(paths: tp.Sequence[str], out_dir: str, plot_path: tp.Optional[str]) -
         for size in summary["sizes"]:
             key = (size["n_interactions"], size["n_items"])
             entry = merged.setdefault(key, {**size, "runs": {}})
-            entry["runs"].update(size["runs"])
+            for lib, lib_runs in size["runs"].items():  # phase by phase: later files win
+                entry["runs"].setdefault(lib, {}).update(lib_runs)
     results = [merged[k] for k in sorted(merged)]
     libs = [lib for lib in ("seqrec", "rectools") if any(lib in r["runs"] for r in results)]
     hardware = runs_meta[0]["hardware"]
@@ -347,6 +348,7 @@ def main(argv: tp.Optional[tp.Sequence[str]] = None) -> tp.Dict[str, tp.Any]:
     p.add_argument("--cap-s", type=float, default=600.0, help="wall-clock cap of one phase (s)")
     p.add_argument("--mem-cap-gib", type=float, default=16.0, help="RSS cap of one phase (GiB)")
     p.add_argument("--rectools-python", default=None, help="interpreter of a RecTools 0.19 venv (omit: seqrec only)")
+    p.add_argument("--libs", default=None, help="seqrec,rectools (default: seqrec, and rectools with --rectools-python)")
     p.add_argument("--rectools-max-interactions", type=parse_count, default=None,
                    help="skip RecTools above this log size (e.g. 3M)")
     p.add_argument("--in-process", action="store_true", help="run seqrec's phases in this process (no caps)")
@@ -358,7 +360,7 @@ def main(argv: tp.Optional[tp.Sequence[str]] = None) -> tp.Dict[str, tp.Any]:
     # the child's side
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--lib", default="seqrec", help=argparse.SUPPRESS)
-    p.add_argument("--phases", default=",".join(PHASES), help=argparse.SUPPRESS)
+    p.add_argument("--phases", default=",".join(PHASES), help=f"phases to run (default: all of {','.join(PHASES)})")
     p.add_argument("--progress", default=None, help=argparse.SUPPRESS)
     p.add_argument("--data", default=None, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
@@ -375,7 +377,12 @@ def main(argv: tp.Optional[tp.Sequence[str]] = None) -> tp.Dict[str, tp.Any]:
     sizes = parse_sizes(a.sizes or (SMOKE_SIZES if a.smoke else DEFAULT_SIZES))
     steps = 3 if a.smoke else a.steps
     model = SMOKE_MODEL if a.smoke else MODEL
-    libs = ["seqrec"] + (["rectools"] if a.rectools_python else [])
+    phases = [ph for ph in PHASES if ph in a.phases.split(",")]
+    if not phases or set(a.phases.split(",")) - set(PHASES):
+        raise ValueError(f"--phases {a.phases!r}: a comma-separated subset of {PHASES}")
+    libs = a.libs.split(",") if a.libs else ["seqrec"] + (["rectools"] if a.rectools_python else [])
+    if set(libs) - {"seqrec", "rectools"} or ("rectools" in libs and not a.rectools_python):
+        raise ValueError(f"--libs {a.libs!r}: seqrec and/or rectools (rectools needs --rectools-python)")
     hardware = f"{cpu_model()}, {a.threads} threads"
     os.makedirs(a.out_dir, exist_ok=True)
     results = []
@@ -390,12 +397,12 @@ def main(argv: tp.Optional[tp.Sequence[str]] = None) -> tp.Dict[str, tp.Any]:
                 if lib == "rectools" and a.rectools_max_interactions and n_inter > a.rectools_max_interactions:
                     continue
                 if lib == "seqrec" and a.in_process:
-                    runs = run_phases(lib, PHASES, data, steps, a.threads, model)
+                    runs = run_phases(lib, phases, data, steps, a.threads, model)
                 else:
                     python = sys.executable if lib == "seqrec" else a.rectools_python
                     cmd = [python, os.path.abspath(__file__), "--worker", "--lib", lib, "--data", data,
                            "--steps", str(steps), "--threads", str(a.threads)] + (["--smoke"] if a.smoke else [])
-                    runs = run_capped(cmd, os.path.join(tmp, "progress.json"), PHASES, a.cap_s,
+                    runs = run_capped(cmd, os.path.join(tmp, "progress.json"), phases, a.cap_s,
                                       int(a.mem_cap_gib * 2**30))
                 size["runs"][lib] = runs
                 for phase in PHASES:

@@ -381,9 +381,37 @@ def load_from_checkpoint(cls: tp.Optional[type], path: tp.Any, map_location: tp.
     model = _model_from_archive(meta, files, source, cls, state_dict=_net_state(checkpoint, source))
     optimizers = checkpoint.get("optimizer_states") or []
     model.optimizer_state_ = optimizers[0] if optimizers else None
-    if "epoch" in checkpoint:
+    if "seqrec_epochs_done" in checkpoint:
+        model.epochs_done_ = int(checkpoint["seqrec_epochs_done"])
+    elif "epoch" in checkpoint:
         model.epochs_done_ = int(meta.get("epochs_done", 0)) + int(checkpoint["epoch"]) + 1
+    # the epochs of the fit that wrote the checkpoint, from its history callback
+    for key, state in (checkpoint.get("callbacks") or {}).items():
+        if str(key).startswith("HistoryCallback") and isinstance(state, dict) and state.get("rows"):
+            rows = pd.DataFrame(state["rows"])
+            model.history_ = pd.concat([model.history_, rows[rows["epoch"] <= model.epochs_done_]], ignore_index=True)
+            break
     return model
+
+
+# parameters a resumed run may change: they do not alter what the epochs already trained compute
+_RESUME_FREE = {"epochs", "verbose", "dataloader_num_workers", "recommend_batch_size", "recommend_torch_device",
+                "get_trainer_func_kwargs"}
+
+
+def restore_checkpoint(model: tp.Any, path: tp.Any) -> None:
+    """Make ``model`` the one of a checkpoint written while a model with the same parameters
+    trained (``fit(checkpoint_dir=...)``): weights, Adam's state, seed, epochs done, history."""
+    loaded = load_from_checkpoint(type(model), path)
+    from .config import _FUNCTION_PARAMS
+    mine, theirs = _checkpoint_config(model), loaded.get_config(simple_types=True)
+    free = set(_FUNCTION_PARAMS) | _RESUME_FREE
+    differ = sorted(k for k in set(mine) | set(theirs) if k not in free and mine.get(k) != theirs.get(k))
+    if differ:
+        raise ValueError(f"{os.fspath(path)!r} was written by a model with other parameters: "
+                         + ", ".join(f"{k}={theirs.get(k)!r} there, {mine.get(k)!r} here" for k in differ))
+    for attr in ("net_", "item_id_map_", "train_seed_", "epochs_done_", "optimizer_state_", "history_", "best_epoch_"):
+        setattr(model, attr, getattr(loaded, attr))
 
 
 def load_weights_from_checkpoint(model: tp.Any, path: tp.Any) -> None:

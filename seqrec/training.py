@@ -1,6 +1,11 @@
 """The Lightning layer: the training samples and their sampler, one LightningModule that trains any
-seqrec network with any loss (and validates it), and the callbacks of ``fit``: per-epoch history
-and early stopping that restores the best weights.
+seqrec network with any loss (and validates it), and the callbacks of ``fit``: per-epoch history,
+early stopping that restores the best weights, and an atomic checkpoint after every epoch.
+
+Under DDP (several processes, ``torch.distributed`` initialised by Lightning) the sampler shards
+the epoch's permutation by rank, each rank draws its own dropout masks and negatives, the
+validation metrics are weighted means gathered over the ranks (padding samples weigh nothing),
+and early stopping decides once for all ranks.
 
 The module and callbacks are written once, as mixins, and made into classes of the Lightning
 namespace of the trainer they run in: ``lightning.pytorch`` (seqrec's own) or ``pytorch_lightning``
@@ -11,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import sys
 import types
 import typing as tp
@@ -19,7 +25,8 @@ import lightning.pytorch as L
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader, Dataset as TorchDataset, Sampler
+from torchmetrics import MeanMetric
+from torch.utils.data import DataLoader, Dataset as TorchDataset, DistributedSampler, Sampler
 
 from .batching import take_rows, window_ends, windows
 from .dataset import Interactions
@@ -59,7 +66,8 @@ class WindowDataset(TorchDataset):
         return len(self.rows)
 
     def __getitems__(self, indices: tp.List[int]) -> tp.Union[torch.Tensor, tp.Tuple[torch.Tensor, torch.Tensor]]:
-        idx = np.asarray(indices, dtype=np.int64)
+        # an index i >= len(self) is a padding copy of sample i - len(self) (see EpochSampler)
+        idx = np.asarray(indices, dtype=np.int64) % len(self.rows)
         starts, ends = self.indptr[self.rows[idx]], self.ends[idx]
         items = torch.from_numpy(windows(self.items, starts, ends, self.width, N_SPECIAL, PAD))  # (B, W)
         if self.times is None:
@@ -89,34 +97,70 @@ def _identity(batch: tp.Any) -> tp.Any:
     return batch
 
 
-def epoch_seed(seed: int, epoch: int) -> int:
-    """The seed of epoch ``epoch`` of a training run seeded with ``seed`` (shuffling, dropout, negatives)."""
-    return int(np.random.SeedSequence([int(seed), int(epoch)]).generate_state(1)[0])
+def epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
+    """The seed of epoch ``epoch`` of a training run seeded with ``seed`` (shuffling, dropout,
+    negatives); process ``rank`` > 0 of a distributed run gets its own (rank 0 that of one process)."""
+    key = [int(seed), int(epoch)] if rank == 0 else [int(seed), int(epoch), int(rank)]
+    return int(np.random.SeedSequence(key).generate_state(1)[0])
 
 
-class EpochSampler(Sampler):
-    """Shuffles ``n`` samples with a permutation that depends only on ``(seed, epoch)``.
+def distributed_rank() -> tp.Tuple[int, int]:
+    """``(rank, world_size)`` of this process: ``(0, 1)`` unless ``torch.distributed`` is initialised."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+class EpochSampler(DistributedSampler):
+    """Shuffles ``n`` samples with a permutation that depends only on ``(seed, epoch)``, and gives
+    each process of a distributed run its share of it.
 
     ``epoch = offset + e``, where ``e`` is the epoch Lightning passes to ``set_epoch`` (counted
     from 0 in each ``trainer.fit``) and ``offset`` the epochs trained before: so ``fit_partial``
     twice sees the same data order as one ``fit`` over all the epochs.
+
+    Under ``torch.distributed`` (read when iterated, so Lightning's DDP set-up is seen) the
+    permutation is padded to a multiple of the world size ``W`` and rank ``r`` takes its positions
+    ``r, r + W, ...``: every rank gets ``ceil(n / W)`` samples, and together they see the whole
+    permutation. A padding position carries index ``n + i`` for a copy of sample ``i``: the
+    datasets read ``index % n``, and the validation samples give such a copy weight 0. It is a
+    ``DistributedSampler`` subclass only so that Lightning uses it as it is instead of wrapping it
+    (``use_distributed_sampler``); its parent's constructor is not called, since it needs no
+    process group at construction.
     """
 
-    def __init__(self, n: int, seed: int, offset: int = 0, shuffle: bool = True) -> None:
+    def __init__(self, n: int, seed: int, offset: int = 0, shuffle: bool = True,
+                 num_replicas: tp.Optional[int] = None, rank: tp.Optional[int] = None) -> None:
+        Sampler.__init__(self)
         self.n, self.seed, self.offset, self.shuffle = n, seed, offset, shuffle
+        self._num_replicas, self._rank = num_replicas, rank
         self.epoch = offset
+
+    def _world(self) -> tp.Tuple[int, int]:
+        rank, world = distributed_rank()
+        return (rank if self._rank is None else self._rank,
+                world if self._num_replicas is None else self._num_replicas)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = self.offset + int(epoch)
 
     def __len__(self) -> int:
-        return self.n
+        _, world = self._world()
+        return -(-self.n // world)
 
     def __iter__(self) -> tp.Iterator[int]:
-        if not self.shuffle:
-            return iter(range(self.n))
-        g = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch))
-        return iter(torch.randperm(self.n, generator=g).tolist())
+        rank, world = self._world()
+        if self.shuffle:
+            g = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch))
+            order = torch.randperm(self.n, generator=g)
+        else:
+            order = torch.arange(self.n)
+        if world == 1:
+            return iter(order.tolist())
+        n_padded = -(-self.n // world) * world
+        # padding: copies of the first samples of the permutation, marked by + n
+        order = torch.cat([order, order[:n_padded - self.n] + self.n])
+        return iter(order[rank::world].tolist())
 
 
 def make_dataloader(dataset: TorchDataset, batch_size: int, shuffle: bool, seed: int,
@@ -131,8 +175,9 @@ def make_dataloader(dataset: TorchDataset, batch_size: int, shuffle: bool, seed:
 
 class ValidationSamples(TorchDataset):
     """One validation sample per user: inference tokens ``(L,)`` of the history, the target (model
-    item id) and the history's items (filtered from the ranking); batches come as dicts of tensors.
-    ``extras`` are further network inputs, one row per sample (HSTU: the times ``(L + 1,)``)."""
+    item id), the history's items (filtered from the ranking) and a weight (1; 0 for the padding
+    copies a distributed sampler adds); batches come as dicts of tensors. ``extras`` are further
+    network inputs, one row per sample (HSTU: the times ``(L + 1,)``)."""
 
     def __init__(self, tokens: np.ndarray, targets: np.ndarray, seen_indptr: np.ndarray,
                  seen_items: np.ndarray, extras: tp.Sequence[np.ndarray] = ()) -> None:
@@ -144,13 +189,15 @@ class ValidationSamples(TorchDataset):
         return len(self.targets)
 
     def __getitems__(self, indices: tp.List[int]) -> tp.Dict[str, torch.Tensor]:
-        idx = np.asarray(indices, dtype=np.int64)
+        raw = np.asarray(indices, dtype=np.int64)
+        idx = raw % len(self.targets)  # an index >= len(self) is a padding copy (see EpochSampler)
         indptr, items = take_rows(self.seen_indptr, self.seen_items, idx)
         lengths = np.diff(indptr)
         seen = np.full((len(idx), max(1, int(lengths.max()) if len(idx) else 1)), -1, dtype=np.int64)
         seen[np.repeat(np.arange(len(idx)), lengths), np.arange(len(items)) - np.repeat(indptr[:-1], lengths)] = items
         batch = {"tokens": torch.from_numpy(self.tokens[idx]), "target": torch.from_numpy(self.targets[idx]),
-                 "seen": torch.from_numpy(seen)}
+                 "seen": torch.from_numpy(seen),
+                 "weight": torch.from_numpy((raw < len(self.targets)).astype(np.float32))}
         if self.extras:
             batch["extras"] = [torch.from_numpy(e[idx]) for e in self.extras]
         return batch
@@ -160,6 +207,15 @@ class ValidationSamples(TorchDataset):
 
 
 # ----------------------------------------------------------------- the Lightning module
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite; the message names the epoch and the step."""
+
+
+# on an accelerator the loss is checked on the host every this many steps (and at the end of each
+# epoch), to avoid a synchronisation per step; on the CPU every step is checked
+NONFINITE_CHECK_EVERY = 50
+
+
 class _ModuleCore:
     """Training step: windows -> (tokens, targets) -> sequence vectors -> one loss; validation step:
     the loss and full-ranking HR@k / NDCG@k of each validation target (history filtered)."""
@@ -191,6 +247,11 @@ class _ModuleCore:
         self.checkpoint_meta = checkpoint_meta  # what rebuilds the estimator from a checkpoint
         self.epochs_run = 0
         self.logits_t = logits_t  # logits / logits_t in every loss (RecTools' HSTU tutorial: 0.05 with cosine)
+        self._bad_step: tp.Optional[torch.Tensor] = None  # first global step whose loss was not finite (-1: none)
+        # validation means of an epoch (states in float64, not in the state dict); not
+        # nan_strategy="disable", which ignores the weights in torchmetrics 1.9
+        self.val_metrics = torch.nn.ModuleDict({name: MeanMetric(nan_strategy="warn").set_dtype(torch.float64)
+                                                for name in ("loss", "hr", "ndcg")})
         # the compiled function shares the network's parameters; the network itself stays plain
         self.encode = torch.compile(net.encode) if torch_compile else net.encode
         if loss == "sampled_softmax" and negative_sampling == "popularity":
@@ -214,8 +275,35 @@ class _ModuleCore:
 
     def on_train_epoch_start(self) -> None:
         # dropout, masking and negatives of an epoch depend only on (seed, epoch): fit_partial in
-        # pieces trains exactly as one fit
-        torch.manual_seed(epoch_seed(self.seed, self.epoch_offset + self.current_epoch))
+        # pieces trains exactly as one fit; under DDP each rank draws its own
+        torch.manual_seed(epoch_seed(self.seed, self.epoch_offset + self.current_epoch, self.global_rank))
+        self._bad_step = None
+
+    def _check_loss(self, loss: torch.Tensor, batch_idx: int) -> None:
+        """Stop at a NaN or infinite loss: at once on the CPU (before the optimizer step, so the
+        weights stay those of the last good step), every NONFINITE_CHECK_EVERY steps elsewhere."""
+        if loss.device.type == "cpu":
+            if not bool(torch.isfinite(loss)):
+                self._raise_nonfinite(str(float(loss.detach())), batch_idx)
+            return
+        bad = ~torch.isfinite(loss.detach())
+        if self._bad_step is None:
+            self._bad_step = torch.full((), -1, dtype=torch.long, device=loss.device)
+        self._bad_step = torch.where(bad & (self._bad_step < 0), torch.as_tensor(batch_idx, device=loss.device),
+                                     self._bad_step)
+        if batch_idx % NONFINITE_CHECK_EVERY == 0:
+            self.raise_if_nonfinite()
+
+    def raise_if_nonfinite(self) -> None:
+        """Raise :class:`NonFiniteLossError` if a step of this epoch had a non-finite loss."""
+        if self._bad_step is not None and int(self._bad_step) >= 0:
+            self._raise_nonfinite("nan or inf", int(self._bad_step))
+
+    def _raise_nonfinite(self, value: str, batch_idx: int) -> None:
+        raise NonFiniteLossError(
+            f"train_loss is {value} at epoch {self.epoch_offset + self.current_epoch + 1} (1-based), step "
+            f"{batch_idx} of the epoch (0-based): training stopped. Lower lr, check the data or use "
+            "precision='fp32'; the checkpoint of fit(checkpoint_dir=...) still holds the last completed epoch")
 
     def training_step(self, batch: tp.Any, batch_idx: int) -> torch.Tensor:
         # extra: further inputs of encode after the item table (HSTU: times (B, L + 1)); none for the others
@@ -234,17 +322,30 @@ class _ModuleCore:
                 # rows: every position goes to the loss, padding marked by y = -1
                 h, y = h.reshape(-1, h.shape[-1]), targets.reshape(-1)
             loss = self._loss(h, table, y)
-        self.log("train_loss", loss, prog_bar=True, on_step=False, on_epoch=True, batch_size=len(tokens))
+        self._check_loss(loss, batch_idx)
+        self.log("train_loss", loss, prog_bar=True, on_step=False, on_epoch=True, batch_size=len(tokens),
+                 sync_dist=True)
         return loss
+
+    def on_validation_epoch_start(self) -> None:
+        for metric in self.val_metrics.values():
+            metric.reset()
 
     def validation_step(self, batch: tp.Dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         tokens, target, seen = batch["tokens"], batch["target"], batch["seen"]  # (B, L), (B,), (B, S)
+        weight = batch["weight"]  # (B,) 1, or 0 for a padding copy of a distributed sampler
         table = self.net.item_table()  # (n_items, d)
         h = self.net.last_vectors(tokens, table, *batch.get("extras", ()))  # (B, d)
+        real = weight > 0
         # the loss's random draws (negatives) are seeded per batch, and do not move the training RNG
         with torch.random.fork_rng(devices=[h.device] if h.device.type == "cuda" else []):
             torch.manual_seed(epoch_seed(self.seed, batch_idx))
-            loss = self._loss(h, table, target)
+            if bool(real.all()):
+                loss = self._loss(h, table, target)
+            elif bool(real.any()):
+                loss = self._loss(h[real], table, target[real])
+            else:
+                loss = torch.zeros((), device=h.device)
         scores = similarity_vectors(h, self.similarity) @ similarity_vectors(table, self.similarity).T  # (B, n)
         target_score = scores.gather(1, target.unsqueeze(1))  # (B, 1)
         # the history is filtered, the target itself kept; padding (-1) points at the target column
@@ -253,14 +354,18 @@ class _ModuleCore:
         rank = (scores > target_score).sum(dim=1) + 1  # (B,) 1-based, ties counted in the target's favour
         hit = (rank <= self.val_k).float()
         ndcg = hit / torch.log2(rank.float() + 1.0)
-        n = len(target)
-        self.log("val_loss", loss, on_step=False, on_epoch=True, batch_size=n, sync_dist=True)
-        self.log(f"val_hr@{self.val_k}", hit.mean(), on_step=False, on_epoch=True, batch_size=n, sync_dist=True)
-        self.log(f"val_ndcg@{self.val_k}", ndcg.mean(), on_step=False, on_epoch=True, batch_size=n,
-                 sync_dist=True)
+        # weighted means over the epoch, summed over all ranks at its end (torchmetrics): every user
+        # counts once, padding copies not at all, whatever the shards
+        self.val_metrics["loss"].update(loss.detach(), weight=real.sum())
+        self.val_metrics["hr"].update(hit, weight=weight)
+        self.val_metrics["ndcg"].update(ndcg, weight=weight)
+        self.log("val_loss", self.val_metrics["loss"], on_step=False, on_epoch=True)
+        self.log(f"val_hr@{self.val_k}", self.val_metrics["hr"], on_step=False, on_epoch=True)
+        self.log(f"val_ndcg@{self.val_k}", self.val_metrics["ndcg"], on_step=False, on_epoch=True)
         return loss
 
     def on_train_epoch_end(self) -> None:
+        self.raise_if_nonfinite()
         self.epochs_run += 1
         if self.verbose > 0 and self.trainer.is_global_zero:
             metrics = {k: float(v) for k, v in self.trainer.callback_metrics.items()
@@ -277,6 +382,7 @@ class _ModuleCore:
     def on_save_checkpoint(self, checkpoint: tp.Dict[str, tp.Any]) -> None:
         if self.checkpoint_meta is not None:
             checkpoint["seqrec"] = self.checkpoint_meta
+            checkpoint["seqrec_epochs_done"] = self.epoch_offset + _epochs_finished(self.trainer)
 
     def configure_optimizers(self) -> tp.Any:
         optimizer = torch.optim.Adam(self.net.parameters(), lr=self.lr, betas=(0.9, 0.98))
@@ -292,6 +398,17 @@ class _ModuleCore:
         total = max(int(planned), 1)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: cosine_factor(step, total))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def _epochs_finished(trainer: tp.Any) -> int:
+    """Epochs of this trainer whose batches all ran, at the time a checkpoint is written: in
+    on_validation_end (ModelCheckpoint with a monitor), on_train_epoch_end or on_train_end alike."""
+    progress = trainer.fit_loop.epoch_progress.current
+    done = progress.processed
+    batches = trainer.fit_loop.epoch_loop.batch_progress.current
+    if progress.started > done and batches.ready >= trainer.num_training_batches:
+        done += 1  # validation at the end of an epoch runs before Lightning counts the epoch
+    return done
 
 
 def _to_cpu(obj: tp.Any) -> tp.Any:
@@ -327,6 +444,14 @@ class _HistoryCore:
     def frame(self) -> pd.DataFrame:
         return pd.DataFrame(self.rows)
 
+    def state_dict(self) -> tp.Dict[str, tp.Any]:
+        # stored in checkpoints (plain values: readable with weights_only=True); load_from_checkpoint
+        # gives the model its history back
+        return {"rows": [dict(r) for r in self.rows]}
+
+    def load_state_dict(self, state: tp.Dict[str, tp.Any]) -> None:
+        self.rows = [dict(r) for r in state.get("rows", [])]
+
 
 class _BestWeightsCore:
     """Early stopping on a logged validation quantity with ``patience``, then the best weights back.
@@ -346,19 +471,47 @@ class _BestWeightsCore:
     def on_validation_end(self, trainer: tp.Any, pl_module: tp.Any) -> None:
         if trainer.sanity_checking or self.monitor not in trainer.callback_metrics:
             return
+        # the monitored value is reduced over the ranks (see the module), so every rank takes the
+        # same decisions; the stop is still agreed explicitly, as Lightning's EarlyStopping does
         value = self.sign * float(trainer.callback_metrics[self.monitor])
+        stop = False
         if self.best is None or value > self.best:
             self.best, self.wait = value, 0
             self.best_epoch = self.epoch_offset + trainer.current_epoch + 1
             self.best_state = {k: v.detach().cpu().clone() for k, v in pl_module.net.state_dict().items()}
         else:
             self.wait += 1
-            if self.wait >= self.patience:
-                trainer.should_stop = True
+            stop = self.wait >= self.patience
+        if trainer.strategy.reduce_boolean_decision(stop, all=False):
+            trainer.should_stop = True
 
     def on_train_end(self, trainer: tp.Any, pl_module: tp.Any) -> None:
         if self.best_state is not None:
             pl_module.net.load_state_dict(self.best_state)
+
+
+class _EpochCheckpointCore:
+    """Writes a Lightning checkpoint of the run to ``path`` at the end of every epoch, atomically:
+    a temporary file in the same folder, flushed to disk, then ``os.replace``. An interrupted
+    write, or a NaN stopping the run, leaves the previous epoch's file whole.
+
+    The checkpoint is the trainer's own (weights, Adam's state, loops, the history), with the
+    seqrec entry that lets ``load_from_checkpoint`` rebuild the model; under DDP every rank joins
+    the save and rank 0 writes.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def on_train_epoch_end(self, trainer: tp.Any, pl_module: tp.Any) -> None:
+        pl_module.raise_if_nonfinite()  # an accelerator's deferred check comes before the file
+        tmp = os.path.join(os.path.dirname(self.path), "." + os.path.basename(self.path) + ".tmp")
+        trainer.save_checkpoint(tmp)  # collective; only global rank 0 writes
+        if trainer.is_global_zero:
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+        trainer.strategy.barrier("seqrec_checkpoint")
 
 
 _CLASSES: tp.Dict[tp.Tuple[str, str], type] = {}
@@ -375,8 +528,10 @@ def _make_class(kind: str, ns: types.ModuleType) -> type:
     key = (kind, ns.__name__)
     if key not in _CLASSES:
         core, base = {"module": (_ModuleCore, ns.LightningModule), "history": (_HistoryCore, ns.Callback),
-                      "best_weights": (_BestWeightsCore, ns.Callback)}[kind]
-        name = {"module": "SeqRecModule", "history": "HistoryCallback", "best_weights": "BestWeightsCallback"}[kind]
+                      "best_weights": (_BestWeightsCore, ns.Callback),
+                      "checkpoint": (_EpochCheckpointCore, ns.Callback)}[kind]
+        name = {"module": "SeqRecModule", "history": "HistoryCallback", "best_weights": "BestWeightsCallback",
+                "checkpoint": "EpochCheckpointCallback"}[kind]
         _CLASSES[key] = type(name, (core, base), {"__module__": __name__})
     return _CLASSES[key]
 
@@ -392,6 +547,65 @@ def make_history(ns: types.ModuleType, epoch_offset: int = 0) -> tp.Any:
 
 def make_best_weights(ns: types.ModuleType, monitor: str, patience: int, epoch_offset: int = 0) -> tp.Any:
     return _make_class("best_weights", ns)(monitor, patience, epoch_offset)
+
+
+def make_epoch_checkpoint(ns: types.ModuleType, path: str) -> tp.Any:
+    return _make_class("checkpoint", ns)(path)
+
+
+CHECKPOINT_NAME = "last.ckpt"
+
+
+def checkpoint_path(checkpoint_dir: tp.Any, resume: bool = False, early_stopping: tp.Optional[str] = None,
+                    lr_schedule: str = "constant") -> tp.Optional[str]:
+    """The checkpoint file of ``fit(checkpoint_dir=..., resume=...)`` (the folder is created), or None."""
+    if not isinstance(resume, bool):
+        raise TypeError(f"resume must be True or False, got {resume!r}")
+    if checkpoint_dir is None:
+        if resume:
+            raise ValueError("resume=True needs checkpoint_dir: the folder the interrupted run wrote its checkpoint to")
+        return None
+    if not isinstance(checkpoint_dir, (str, os.PathLike)):
+        raise TypeError(f"checkpoint_dir must be a path (str or os.PathLike) or None, got "
+                        f"{type(checkpoint_dir).__name__} {checkpoint_dir!r}")
+    folder = os.fspath(checkpoint_dir)
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise ValueError(f"checkpoint_dir {folder!r} exists and is not a folder")
+    if resume and early_stopping is not None:
+        raise ValueError(f"resume=True is not supported with early_stopping={early_stopping!r}: the stopping state "
+                         "(best weights, patience) is not in the checkpoint; resume with "
+                         "load_from_checkpoint and fit_partial instead")
+    if resume and lr_schedule != "constant":
+        raise ValueError(f"resume=True is not supported with lr_schedule={lr_schedule!r}: the schedule would start "
+                         "again over the epochs left; use lr_schedule='constant'")
+    os.makedirs(folder, exist_ok=True)
+    return os.path.join(folder, CHECKPOINT_NAME)
+
+
+def continue_trainer(trainer: tp.Any, epochs_done: int) -> bool:
+    """Set a fresh trainer to train only the epochs a resumed run has left; False when none are."""
+    planned = trainer.fit_loop.max_epochs
+    if planned is None or planned < 0:
+        raise ValueError("resume=True needs a trainer with a finite max_epochs (the epochs of the whole run)")
+    remaining = planned - epochs_done
+    if remaining <= 0:
+        return False
+    trainer.fit_loop.max_epochs = remaining
+    trainer.fit_loop.min_epochs = min(trainer.fit_loop.min_epochs or 0, remaining)
+    return True
+
+
+def check_launcher(trainer: tp.Any) -> None:
+    """Refuse strategies whose worker processes would train a copy of the model that never comes
+    back whole (``ddp_spawn``, ``ddp_notebook``: only the weights return, not Adam's state, the
+    history or the best epoch)."""
+    launcher = getattr(trainer.strategy, "launcher", None)
+    if launcher is not None and type(launcher).__name__ == "_MultiProcessingLauncher":
+        raise ValueError(f"strategy {type(trainer.strategy).__name__} with start method "
+                         f"{getattr(launcher, '_start_method', '?')!r} is not supported: its worker processes "
+                         "train copies of the model whose state does not come back. Use strategy='ddp' and "
+                         "start the processes with torchrun (or let Lightning start them from a script); see "
+                         "docs/guide/distributed.md")
 
 
 # seqrec's own module class, for direct use (tests, custom loops)

@@ -423,7 +423,9 @@ def test_early_stopping_stops_and_restores_the_best_weights(model_cls, cycle_dat
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # self.log outside a running trainer
         logged = {}
-        module.log = lambda name, value, **kw: logged.__setitem__(name, float(value))
+        # the logged values are torchmetrics means (gathered over the processes at the epoch's end)
+        module.log = lambda name, value, **kw: logged.__setitem__(name, float(value.compute()))
+        module.on_validation_epoch_start()
         module.validation_step(batch, 0)
     assert logged["val_ndcg@10"] == pytest.approx(scores[best - 1], abs=1e-6)
 

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .. import ann, config, export, persistence
+from .. import ann, config, export, persistence, training
 from ..batching import keep_entries, ranks_in_runs, slice_positions, take_rows
 from ..columns import Columns
 from ..dataset import Dataset, DenseFeatures, IdMap, Interactions, take_feature_rows
@@ -343,19 +343,33 @@ class TransformerModelBase:
         if not isinstance(dataset, Dataset):
             raise TypeError(f"{what} expects a seqrec Dataset (Dataset.construct(df)), got {type(dataset).__name__}")
 
-    def fit(self, dataset: Dataset) -> "TransformerModelBase":
+    def fit(self, dataset: Dataset, checkpoint_dir: tp.Optional[tp.Union[str, "os.PathLike[str]"]] = None,
+            resume: bool = False) -> "TransformerModelBase":
         """Train from scratch on ``dataset`` (a second call starts afresh) for ``epochs`` epochs, or
-        what the trainer of ``get_trainer_func`` says."""
+        what the trainer of ``get_trainer_func`` says.
+
+        With ``checkpoint_dir``, a checkpoint of the run is written atomically to
+        ``checkpoint_dir/last.ckpt`` after every epoch (``load_from_checkpoint`` reads it). With
+        ``resume=True`` as well, a run that was interrupted continues from that file, if there is
+        one, for the epochs left: the same command after a crash or preemption gives the model an
+        uninterrupted run would have (same seed; identical on CPU).
+        """
         self._validate_params()
         self._check_dataset(dataset, "fit")
+        path = training.checkpoint_path(checkpoint_dir, resume, self.early_stopping, self.lr_schedule)
         self._reset()
         with _quiet_lightning(self.verbose):
             trainer = self._make_trainer()
-        self._train(dataset, trainer)
+        if resume and os.path.exists(path):
+            persistence.restore_checkpoint(self, path)
+            if not training.continue_trainer(trainer, self.epochs_done_):
+                return self  # the checkpoint is of the finished run
+        self._train(dataset, trainer, path)
         return self
 
     def fit_partial(self, dataset: Dataset, min_epochs: tp.Optional[int] = None,
-                    max_epochs: tp.Optional[int] = None) -> "TransformerModelBase":
+                    max_epochs: tp.Optional[int] = None,
+                    checkpoint_dir: tp.Optional[tp.Union[str, "os.PathLike[str]"]] = None) -> "TransformerModelBase":
         """Continue training from the current weights and optimizer state for ``max_epochs`` epochs
         (default 1; at least ``min_epochs``, default ``max_epochs``, unless early stopping stops it).
 
@@ -363,9 +377,11 @@ class TransformerModelBase:
         run sees the same shuffling and random draws however the epochs are split between calls,
         so ``fit_partial`` for 2 epochs then 1 equals ``fit`` with ``epochs=3`` (same seed, CPU).
         The catalog stays the one of the first fit: items ``dataset`` adds are not learned.
+        ``checkpoint_dir`` writes ``checkpoint_dir/last.ckpt`` after every epoch, as in ``fit``.
         """
         self._validate_params()
         self._check_dataset(dataset, "fit_partial")
+        path = training.checkpoint_path(checkpoint_dir)
         max_epochs = 1 if max_epochs is None else max_epochs
         _check(_is_int(max_epochs) and max_epochs > 0, f"max_epochs must be a positive integer, got {max_epochs!r}")
         min_epochs = max_epochs if min_epochs is None else min_epochs
@@ -381,7 +397,7 @@ class TransformerModelBase:
         else:
             with _quiet_lightning(self.verbose):
                 trainer = self._make_trainer(max_epochs=max_epochs, min_epochs=min_epochs)
-        self._train(dataset, trainer)
+        self._train(dataset, trainer, path)
         return self
 
     def _reset(self) -> None:
@@ -486,7 +502,8 @@ class TransformerModelBase:
         max_rows = max(self.batch_size * self.session_max_len, self.recommend_batch_size)
         return plan_softmax(max_rows, n_items, device, self.softmax_chunk_size)
 
-    def _train(self, dataset: Dataset, trainer: tp.Any) -> None:
+    def _train(self, dataset: Dataset, trainer: tp.Any, checkpoint: tp.Optional[str] = None) -> None:
+        training.check_launcher(trainer)
         mask = None
         if self.get_val_mask_func is not None:
             mask = validation_mask(dataset, functools.partial(self.get_val_mask_func,
@@ -556,6 +573,8 @@ class TransformerModelBase:
             if self.early_stopping is not None:
                 stopper = make_best_weights(ns, self.early_stopping, self.early_stopping_patience, offset)
                 callbacks.append(stopper)
+            if checkpoint is not None:
+                callbacks.append(training.make_epoch_checkpoint(ns, checkpoint))
             trainer.callbacks.extend(callbacks)
             try:
                 trainer.fit(module, train_dataloaders=loader, val_dataloaders=val_loader)

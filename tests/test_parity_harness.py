@@ -57,17 +57,21 @@ def test_parse_value(parity):
     assert parity.parse_value("cosine") == "cosine"
 
 
-def test_epoch_validation_scores_the_network(parity):
-    """The callback's NDCG equals the one from the fitted model's own recommend."""
+@pytest.mark.parametrize("similarity", ["dot", "cosine"])
+def test_epoch_validation_scores_the_network(parity, similarity):
+    """The callback's top-k equals the fitted model's own recommend, with the model's similarity,
+    after mapping the histories to the model's catalog (as run_seqrec does)."""
     from conftest import make_cycle_interactions
     df = make_cycle_interactions(n_users=60, min_len=3, max_len=12)
     ds = Dataset.construct(df)
     model = SASRecModel(n_factors=16, n_heads=2, n_blocks=1, session_max_len=8, epochs=2, lr=0.01,
-                        item_net_block_types=(IdEmbeddingsItemNet,), random_state=0, dropout_rate=0.0).fit(ds)
+                        item_net_block_types=(IdEmbeddingsItemNet,), random_state=0, dropout_rate=0.0,
+                        similarity=similarity).fit(ds)
     users = np.arange(ds.n_users)
     indptr, items = take_rows(ds.interactions.indptr, ds.interactions.items, users)
     targets = np.arange(ds.n_users) % ds.n_items  # arbitrary targets: the metric must still agree
     cb = parity.EpochValidation(model, indptr, items, targets, 3, "test")
+    cb.map_items(ds)
     top = cb._top_k(model.net_)
     reco = model.recommend(ds.user_id_map.external_ids, ds, k=3, filter_viewed=True)
     reco[Columns.User] = ds.user_id_map.to_internal(reco[Columns.User])

@@ -645,9 +645,25 @@ def evaluate(
     metrics = run_evaluation(estimator, interactions, out, split=split, k=k, item_features=features,
                              cat_item_features=list(options.cat_features) if features is not None else [],
                              refit=refit)
-    for name, value in (metrics or {}).items():
-        print(f"{name}: {value:.4f}" if isinstance(value, float) else f"{name}: {value}")
+    _print_metrics(metrics or {})
     print(f"report written to {out}")
+
+
+def _print_metrics(metrics: tp.Mapping[str, tp.Any]) -> None:
+    """The metrics of ``run_evaluation`` (``{"model": {...}, "popular": {...}}``) as one table:
+    a row per metric, a column per model."""
+    tables = {name: values for name, values in metrics.items() if isinstance(values, tp.Mapping)}
+    if not tables:
+        for name, value in metrics.items():
+            print(f"{name}: {value:.4f}" if isinstance(value, float) else f"{name}: {value}")
+        return
+    rows = list(dict.fromkeys(m for values in tables.values() for m in values))
+    width = max(len(r) for r in rows)
+    print(f"{'metric':<{width}}  " + "  ".join(f"{name:>10}" for name in tables))
+    for row in rows:
+        cells = [tables[name].get(row) for name in tables]
+        print(f"{row:<{width}}  " + "  ".join(f"{v:>10.4f}" if isinstance(v, float) else f"{str(v):>10}"
+                                              for v in cells))
 
 
 @app.command()

@@ -315,6 +315,13 @@ def test_evaluate(trained, capsys, tmp_path):
     assert code == 0, err
     assert (tmp_path / "report").is_dir() and any((tmp_path / "report").iterdir())
     assert "report written to" in out
+    # one table: a row per metric, a column per model, the values those of metrics.json
+    header = next(line for line in out.splitlines() if line.startswith("metric"))
+    assert header.split() == ["metric", "model", "popular"]
+    saved = json.loads((tmp_path / "report" / "metrics.json").read_text())
+    hr = next(line for line in out.splitlines() if line.startswith("hr@5"))
+    assert [float(x) for x in hr.split()[1:]] == pytest.approx(
+        [saved["metrics"]["model"]["hr@5"], saved["metrics"]["popular"]["hr@5"]], abs=1e-4)
 
 
 def test_export(trained, capsys, tmp_path):

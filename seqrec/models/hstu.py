@@ -26,7 +26,6 @@ from .base import TrainerFactory, TransformerModelBase, _check
 
 _NS_PER_SECOND = 10**9
 # the keys of RecTools' kwargs dicts that HSTU reads; anything else is refused by name
-_LAYERS_KWARGS = ("attn_dropout_rate", "epsilon")
 _POS_ENCODING_KWARGS = ("use_scale_factor",)
 _LIGHTNING_KWARGS = ("logits_t",)
 
@@ -125,11 +124,11 @@ class HSTUModel(TransformerModelBase):
         layers = self.transformer_layers_type
         _check(isinstance(layers, type) and issubclass(layers, STULayers),
                f"transformer_layers_type of HSTUModel must be STULayers or a subclass, got {layers!r}")
-        layer_kw = _kwargs(self, "transformer_layers_kwargs", _LAYERS_KWARGS)
-        rate = layer_kw.get("attn_dropout_rate", 0.0)
+        layer_kw = self._layer_options()  # unknown keys were refused by the base class's check_options
+        rate = layer_kw["attn_dropout_rate"]
         _check(isinstance(rate, (int, float)) and not isinstance(rate, bool) and 0 <= rate < 1,
                f"transformer_layers_kwargs: attn_dropout_rate must be in [0, 1), got {rate!r}")
-        eps = layer_kw.get("epsilon", 1e-6)
+        eps = layer_kw["epsilon"]
         _check(isinstance(eps, (int, float)) and not isinstance(eps, bool) and eps > 0,
                f"transformer_layers_kwargs: epsilon must be positive, got {eps!r}")
         scale = _kwargs(self, "pos_encoding_kwargs", _POS_ENCODING_KWARGS).get("use_scale_factor", True)
@@ -140,8 +139,13 @@ class HSTUModel(TransformerModelBase):
                f"lightning_module_kwargs: logits_t must be a positive number, got {t!r}")
 
     # ----------------------------------------------------------------- the network
+    def _layer_options(self) -> tp.Dict[str, tp.Any]:
+        """The layer stack's options: its defaults (``STULayers.options``) with ``transformer_layers_kwargs`` over them."""
+        layers = self.transformer_layers_type
+        return {**layers.options, **layers.check_options(self.transformer_layers_kwargs)}
+
     def _net_from_item_net(self, item_net: SumItemNet) -> HSTUNet:
-        layer_kw = self.transformer_layers_kwargs or {}
+        layer_kw = self._layer_options()
         return HSTUNet(
             item_net,
             n_factors=self.n_factors,
@@ -154,8 +158,8 @@ class HSTUModel(TransformerModelBase):
             relative_time_attention=self.relative_time_attention,
             relative_pos_attention=self.relative_pos_attention,
             use_scale_factor=(self.pos_encoding_kwargs or {}).get("use_scale_factor", True),
-            attn_dropout_rate=layer_kw.get("attn_dropout_rate", 0.0),
-            epsilon=layer_kw.get("epsilon", 1e-6),
+            attn_dropout_rate=layer_kw["attn_dropout_rate"],
+            epsilon=layer_kw["epsilon"],
             layers_type=self.transformer_layers_type,
         )
 

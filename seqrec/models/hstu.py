@@ -22,7 +22,7 @@ from ..nn.hstu import HSTUNet, STULayers
 from ..nn.item_net import CatFeaturesItemNet, IdEmbeddingsItemNet, ItemNetBase, SumItemNet
 from ..nn.transformer import N_SPECIAL, PAD
 from ..validation import ValMaskFunc
-from .base import TrainerFactory, TransformerModelBase, _check
+from .base import TrainerFactory, TransformerModelBase, _check, _is_flag
 
 _NS_PER_SECOND = 10**9
 # the keys of RecTools' kwargs dicts that HSTU reads; anything else is refused by name
@@ -118,9 +118,8 @@ class HSTUModel(TransformerModelBase):
 
     def _validate_params(self) -> None:
         super()._validate_params()
-        for name in ("relative_time_attention", "relative_pos_attention", "use_causal_attn", "use_pos_emb"):
-            _check(isinstance(getattr(self, name), (bool, np.bool_)), f"{name} must be True or False, "
-                   f"got {getattr(self, name)!r}")
+        for name in ("relative_time_attention", "relative_pos_attention"):  # the shared flags: the base class
+            _check(_is_flag(getattr(self, name)), f"{name} must be True or False, got {getattr(self, name)!r}")
         layers = self.transformer_layers_type
         _check(isinstance(layers, type) and issubclass(layers, STULayers),
                f"transformer_layers_type of HSTUModel must be STULayers or a subclass, got {layers!r}")
@@ -132,7 +131,7 @@ class HSTUModel(TransformerModelBase):
         _check(isinstance(eps, (int, float)) and not isinstance(eps, bool) and eps > 0,
                f"transformer_layers_kwargs: epsilon must be positive, got {eps!r}")
         scale = _kwargs(self, "pos_encoding_kwargs", _POS_ENCODING_KWARGS).get("use_scale_factor", True)
-        _check(isinstance(scale, (bool, np.bool_)), f"pos_encoding_kwargs: use_scale_factor must be True or False, "
+        _check(_is_flag(scale), f"pos_encoding_kwargs: use_scale_factor must be True or False, "
                f"got {scale!r}")
         t = _kwargs(self, "lightning_module_kwargs", _LIGHTNING_KWARGS).get("logits_t", 1.0)
         _check(isinstance(t, (int, float)) and not isinstance(t, bool) and t > 0,

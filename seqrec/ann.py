@@ -29,7 +29,8 @@ import torch
 
 from .batching import take_rows
 from .export import require
-from .ranking import SIMILARITIES, TokensFn, Triplet, rank_users, similarity_vectors
+from .ranking import (SIMILARITIES, TokensFn, Triplet, _empty, rank_users, similarity_vectors,
+                      user_vector_batches)
 
 if tp.TYPE_CHECKING:
     from .models.base import TransformerModelBase
@@ -242,15 +243,11 @@ def cached_index(model: "TransformerModelBase", table: torch.Tensor) -> ItemInde
 def user_vectors(net: torch.nn.Module, tokens_fn: TokensFn, indptr: np.ndarray, items: np.ndarray,
                  table: torch.Tensor, device: torch.device, batch_size: int, similarity: str) -> np.ndarray:
     """Scoring vectors ``(n_users, d)`` (float32, on the host) of histories in CSR form, computed in
-    batches of similar lengths as ``rank_users`` does."""
-    n_users = len(indptr) - 1
-    out = np.zeros((n_users, table.shape[1]), dtype=np.float32)
-    by_length = np.argsort(np.diff(indptr), kind="stable")
-    for start in range(0, n_users, batch_size):
-        rows = by_length[start:start + batch_size]
-        b_indptr, b_items = take_rows(indptr, items, rows)
-        tokens = torch.from_numpy(tokens_fn(b_indptr, b_items)).to(device)  # (B, L)
-        out[rows] = similarity_vectors(net.last_vectors(tokens, table), similarity).float().cpu().numpy()
+    the batches of ``rank_users``."""
+    out = np.zeros((len(indptr) - 1, table.shape[1]), dtype=np.float32)
+    for rows, _, _, vectors in user_vector_batches(net, tokens_fn, indptr, items, table, device, batch_size,
+                                                   similarity):
+        out[rows] = vectors.float().cpu().numpy()
     return out
 
 
@@ -264,7 +261,7 @@ def rank_users_ann(model: "TransformerModelBase", net: torch.nn.Module, indptr: 
     n_users, n_items = len(indptr) - 1, net.n_items
     n_cands = n_items if candidates is None else len(candidates)
     if n_users == 0 or min(k, n_cands) == 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
+        return _empty()
     was_training = net.training
     net.eval()
     table = net.item_table()  # (n_items, d)

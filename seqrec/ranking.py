@@ -101,6 +101,23 @@ def _empty() -> Triplet:
     return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
 
 
+def user_vector_batches(net: torch.nn.Module, tokens_fn: TokensFn, indptr: np.ndarray, items: np.ndarray,
+                        table: torch.Tensor, device: torch.device, batch_size: int, similarity: str = "dot",
+                        extras_fn: tp.Optional[ExtrasFn] = None
+                        ) -> tp.Iterator[tp.Tuple[np.ndarray, np.ndarray, np.ndarray, torch.Tensor]]:
+    """The scoring vectors of histories in CSR form (model item ids), batch by batch: ``(rows,
+    b_indptr, b_items, vectors (B, d))``, ``rows`` into ``indptr``. Users go by history length, so
+    that a batch's sequences have similar lengths and ``last_vectors`` can cut the padding columns
+    (callers restore the requested order). ``net`` is on ``device``, in eval mode, under no_grad."""
+    by_length = np.argsort(np.diff(indptr), kind="stable")
+    for start in range(0, len(indptr) - 1, batch_size):
+        rows = by_length[start:start + batch_size]
+        b_indptr, b_items = take_rows(indptr, items, rows)
+        tokens = torch.from_numpy(tokens_fn(b_indptr, b_items)).to(device)
+        extras = [] if extras_fn is None else [torch.from_numpy(e).to(device) for e in extras_fn(rows)]
+        yield rows, b_indptr, b_items, similarity_vectors(net.last_vectors(tokens, table, *extras), similarity)
+
+
 @torch.no_grad()
 def rank_users(net: torch.nn.Module, tokens_fn: TokensFn, indptr: np.ndarray, items: np.ndarray, k: int,
                filter_viewed: bool, candidates: tp.Optional[np.ndarray], device: torch.device, batch_size: int,
@@ -121,15 +138,8 @@ def rank_users(net: torch.nn.Module, tokens_fn: TokensFn, indptr: np.ndarray, it
     table = net.item_table()  # (n_items, d)
     cand_table = similarity_vectors(cands.table(table), similarity)  # (C, d)
     out: tp.List[tp.List[np.ndarray]] = [[], [], []]
-    # users sorted by history length, so that a batch's sequences have similar lengths and
-    # last_vectors can cut the padding columns; the requested order is restored at the end
-    by_length = np.argsort(np.diff(indptr), kind="stable")
-    for start in range(0, n_users, batch_size):
-        rows = by_length[start:start + batch_size]
-        b_indptr, b_items = take_rows(indptr, items, rows)
-        tokens = torch.from_numpy(tokens_fn(b_indptr, b_items)).to(device)
-        extras = [] if extras_fn is None else [torch.from_numpy(e).to(device) for e in extras_fn(rows)]
-        user_vecs = similarity_vectors(net.last_vectors(tokens, table, *extras), similarity)  # (B, d)
+    for rows, b_indptr, b_items, user_vecs in user_vector_batches(net, tokens_fn, indptr, items, table, device,
+                                                                  batch_size, similarity, extras_fn):
         scores = user_vecs @ cand_table.T  # (B, C)
         if filter_viewed:
             seen_rows, seen_items = np.repeat(np.arange(len(rows)), np.diff(b_indptr)), b_items

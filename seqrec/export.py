@@ -35,7 +35,6 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .batching import take_rows
 from .dataset import Dataset
 from .nn.transformer import MASK, N_SPECIAL, PAD
 from .ranking import similarity_vectors
@@ -194,10 +193,8 @@ def encode_histories(model: "TransformerModelBase", dataset: Dataset, users: tp.
     if not isinstance(dataset, Dataset):
         raise TypeError(f"encode_histories expects a seqrec Dataset, got {type(dataset).__name__}")
     users_ext = _unique_ids(users, "users")
-    rows = dataset.user_id_map.to_internal(users_ext, strict=False)
-    indptr, items = take_rows(dataset.interactions.indptr, dataset.interactions.items, np.where(rows >= 0, rows, 0),
-                              model._model_items_of(dataset))
-    bad = (rows < 0) | (np.diff(indptr) == 0)
+    indptr, items, _ = model._histories(dataset, users_ext)
+    bad = np.diff(indptr) == 0
     if bad.any():
         raise ValueError(f"users: {int(bad.sum())} user(s) have no interactions with items known to the model in the "
                          f"given dataset, e.g. {list(users_ext[bad][:5])}")

@@ -622,6 +622,20 @@ class TransformerModelBase:
             if not _is_flag(value):
                 raise TypeError(f"{name} must be True or False, got {value!r}")
 
+    def _histories(self, dataset: Dataset, users_ext: np.ndarray) -> tp.Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The histories ``recommend`` reads for ``users_ext``: CSR ``indptr`` (one row per user, empty
+        for users absent from ``dataset``), the model item ids of the entries (items unknown to the
+        model skipped) and their positions in ``dataset.interactions``."""
+        user_rows = dataset.user_id_map.to_internal(users_ext, strict=False)
+        inter = dataset.interactions
+        known_rows = np.where(user_rows >= 0, user_rows, 0)
+        lengths = np.where(user_rows >= 0, inter.lengths[known_rows], 0)
+        indptr, pos = slice_positions(inter.indptr[known_rows], lengths)  # positions in dataset.interactions
+        items = self._model_items_of(dataset)[inter.items[pos]]
+        known = items >= 0  # items unknown to the model are not read
+        indptr, items = keep_entries(indptr, items, known)
+        return indptr, items, pos[known]
+
     @contextlib.contextmanager
     def _inference_net(self) -> tp.Iterator[TransformerNet]:
         """The fitted network on the scoring device in eval mode, for the duration of one recommend call.
@@ -686,16 +700,8 @@ class TransformerModelBase:
         if context is not None and not self.require_recommend_context:
             warnings.warn(f"{type(self).__name__} does not use context (as in RecTools, it is ignored)", stacklevel=2)
         users_ext = _unique_ids(users, "users")
-        user_rows = dataset.user_id_map.to_internal(users_ext, strict=False)
-        model_items = self._model_items_of(dataset)
         inter = dataset.interactions
-        known_rows = np.where(user_rows >= 0, user_rows, 0)
-        lengths = np.where(user_rows >= 0, inter.lengths[known_rows], 0)
-        indptr, pos = slice_positions(inter.indptr[known_rows], lengths)  # positions in dataset.interactions
-        items = model_items[inter.items[pos]]
-        known = items >= 0  # items unknown to the model are not read
-        indptr, items = keep_entries(indptr, items, known)
-        pos = pos[known]
+        indptr, items, pos = self._histories(dataset, users_ext)
         has_history = np.diff(indptr) > 0
         if not has_history.all():
             self._handle_unsupported(users_ext[~has_history], "user(s) have no interactions with items known to the "

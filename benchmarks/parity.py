@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import importlib
 import json
 import os
 import shlex
@@ -97,13 +98,20 @@ IMPLS = ("seqrec", "rectools")
 
 # --------------------------------------------------------------------------------------------- configuration
 def parse_value(text: str) -> tp.Any:
-    """A ``--seqrec-param`` value: JSON, else a class exported by seqrec, else the string."""
+    """A ``--seqrec-param`` value: JSON, else a class exported by seqrec, else ``module:Class`` (a
+    module of ``benchmarks/``, e.g. ``ablation_layers:PaddingSinkSASRecLayers``), else the string."""
     try:
         return json.loads(text)
     except json.JSONDecodeError:
         pass
     if hasattr(seqrec, text) and isinstance(getattr(seqrec, text), type):
         return getattr(seqrec, text)
+    module, _, name = text.partition(":")
+    if name and module.isidentifier() and (ROOT / "benchmarks" / f"{module}.py").exists():
+        value = getattr(importlib.import_module(module), name, None)
+        if not isinstance(value, type):
+            raise SystemExit(f"parity.py: benchmarks/{module}.py has no class {name!r}")
+        return value
     return text
 
 
@@ -267,7 +275,7 @@ def run_rectools(model_name: str, params: tp.Dict[str, tp.Any], seed: int, data:
             "train": data.files["train"], "history": data.files["history"], "users": data.files["users"],
             "val_users": data.files["val_users"], "val_reco": str(out / "val_{epoch}.csv"), "k_val": K,
             "reco": str(out / "reco.csv"), "info": str(out / "info.json"),
-            "transformer_layers_type": args.rectools_layers}
+            "transformer_layers_type": args.rectools_layers, "rectools_params": args.rectools_params}
     (out / "spec.json").write_text(json.dumps(spec))
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
     t0 = time.perf_counter()
@@ -411,6 +419,8 @@ def parse_args(argv: tp.Optional[tp.Sequence[str]] = None) -> argparse.Namespace
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="a model parameter for both libraries (e.g. relative_time_attention=false for HSTU); "
                         "repeatable")
+    p.add_argument("--rectools-param", action="append", default=[], metavar="KEY=VALUE",
+                   help="a RecTools-only model parameter (JSON value), e.g. use_key_padding_mask=true; repeatable")
     p.add_argument("--rectools-layers", default=None, choices=["SASRecTransformerLayers", "PreLNTransformerLayers", "LiGRLayers"],
                    help="RecTools layer class instead of the model's default")
     p.add_argument("--variant", default=None, help="row label (default: 'default', or the overrides)")
@@ -431,8 +441,15 @@ def parse_args(argv: tp.Optional[tp.Sequence[str]] = None) -> argparse.Namespace
             p.error(f"--param expects KEY=VALUE, got {item!r}")
         key, value = item.split("=", 1)
         args.params[key] = json.loads(value)
+    args.rectools_params = {}
+    for item in args.rectools_param:
+        if "=" not in item:
+            p.error(f"--rectools-param expects KEY=VALUE, got {item!r}")
+        key, value = item.split("=", 1)
+        args.rectools_params[key] = json.loads(value)
     if args.variant is None:
         parts = [f"{k}={v}" for k, v in sorted(_jsonable({**args.params, **args.seqrec_params}).items())]
+        parts += [f"rectools:{k}={v}" for k, v in sorted(args.rectools_params.items())]
         parts += [f"rectools:{args.rectools_layers}"] if args.rectools_layers else []
         args.variant = ",".join(parts) or "default"
     return args

@@ -101,6 +101,7 @@ def main(spec_path: str) -> None:
         layers = {"PreLNTransformerLayers": PreLNTransformerLayers, "SASRecTransformerLayers": SASRecTransformerLayers,
                   "LiGRLayers": LiGRLayers}
         params["transformer_layers_type"] = layers[spec["transformer_layers_type"]]
+    params.update(spec.get("rectools_params") or {})  # RecTools-only parameters (ablations)
     model = cls(**params, item_net_block_types=blocks, get_trainer_func=get_trainer,
                 recommend_torch_device=spec["device"], deterministic=bool(spec["deterministic"]), verbose=0)
     seed_everything(seed, workers=True)

@@ -121,27 +121,36 @@ def user_vector_batches(net: torch.nn.Module, tokens_fn: TokensFn, indptr: np.nd
 @torch.no_grad()
 def rank_users(net: torch.nn.Module, tokens_fn: TokensFn, indptr: np.ndarray, items: np.ndarray, k: int,
                filter_viewed: bool, candidates: tp.Optional[np.ndarray], device: torch.device, batch_size: int,
-               similarity: str = "dot", extras_fn: tp.Optional[ExtrasFn] = None) -> Triplet:
+               similarity: str = "dot", extras_fn: tp.Optional[ExtrasFn] = None,
+               score_table: tp.Optional[torch.Tensor] = None,
+               seen: tp.Optional[tp.Tuple[np.ndarray, np.ndarray]] = None) -> Triplet:
     """Top-``k`` items of ``net`` (already on ``device``) for histories in CSR form (model item ids).
 
     ``extras_fn`` gives the further inputs of ``net.last_vectors`` for the rows of a batch (HSTU's
-    times); None: tokens only. Returns the row in ``indptr``, the model item id and the score of
-    each recommendation.
+    times); None: tokens only. ``score_table`` ``(n_rows, d)`` holds the vectors the users are
+    scored against (default: the model's item table; a longer table appends cold items' vectors
+    after the model's items), ``seen`` the CSR ``(indptr, rows of score_table)`` that
+    ``filter_viewed`` removes (default: the histories). Returns the row in ``indptr``, the row of
+    ``score_table`` (the model item id for the default) and the score of each recommendation.
     """
     n_users = len(indptr) - 1
-    cands = Candidates(net.n_items, candidates, device)
-    k_eff = min(k, cands.size)
-    if k_eff == 0 or n_users == 0:
-        return _empty()
     was_training = net.training
     net.eval()
     table = net.item_table()  # (n_items, d)
-    cand_table = similarity_vectors(cands.table(table), similarity)  # (C, d)
+    score_table = table if score_table is None else score_table
+    cands = Candidates(len(score_table), candidates, device)
+    k_eff = min(k, cands.size)
+    if k_eff == 0 or n_users == 0:
+        net.train(was_training)
+        return _empty()
+    cand_table = similarity_vectors(cands.table(score_table), similarity)  # (C, d)
     out: tp.List[tp.List[np.ndarray]] = [[], [], []]
     for rows, b_indptr, b_items, user_vecs in user_vector_batches(net, tokens_fn, indptr, items, table, device,
                                                                   batch_size, similarity, extras_fn):
         scores = user_vecs @ cand_table.T  # (B, C)
         if filter_viewed:
+            if seen is not None:
+                b_indptr, b_items = take_rows(seen[0], seen[1], rows)
             seen_rows, seen_items = np.repeat(np.arange(len(rows)), np.diff(b_indptr)), b_items
         else:
             seen_rows = seen_items = np.zeros(0, np.int64)

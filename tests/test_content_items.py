@@ -223,3 +223,57 @@ def test_the_block_needs_dense_features(cycle_dataset, cycle_df):
     ds = Dataset.construct(cycle_df, item_features_df=flat, cat_item_features=["genre"])
     with pytest.warns(UserWarning, match="Ignoring DenseFeaturesItemNet"):
         _model((CatFeaturesItemNet, DenseFeaturesItemNet), epochs=1).fit(ds)
+
+
+def test_recommend_to_users_ranks_cold_items_named_in_items_to_recommend(content_dataset, popular):
+    """A cold item named in items_to_recommend is scored by its content vector: with content only,
+    exactly as the popular item whose content it has, for every user."""
+    model = _model((DenseFeaturesItemNet,), epochs=5).fit(content_dataset)
+    users = content_dataset.user_id_map.external_ids[:20]
+    everything = list(content_dataset.item_id_map.external_ids)  # the model's items and "cold"
+    assert "cold" in everything and "cold" not in set(model.item_id_map_.external_ids)
+    reco = model.recommend(users, content_dataset, k=len(everything), filter_viewed=False,
+                           items_to_recommend=everything)
+    scores = reco.pivot(index=Columns.User, columns=Columns.Item, values=Columns.Score)
+    assert scores.notna().all().all() and "cold" in scores.columns
+    np.testing.assert_allclose(scores["cold"], scores[popular], rtol=1e-5, atol=1e-6)
+    # the known items' scores are those of the plain call (the cold item only adds a column)
+    plain = model.recommend(users, content_dataset, k=N_CYCLE_ITEMS, filter_viewed=False)
+    plain = plain.pivot(index=Columns.User, columns=Columns.Item, values=Columns.Score)
+    np.testing.assert_allclose(scores[plain.columns].loc[plain.index], plain, rtol=1e-5, atol=1e-6)
+    # without items_to_recommend the candidates are the model's items, as in RecTools
+    assert "cold" not in set(model.recommend(users, content_dataset, k=N_CYCLE_ITEMS + 1,
+                                             filter_viewed=False)[Columns.Item])
+    # only the cold item asked for: every user gets it, ranked first
+    only = model.recommend(users, content_dataset, k=3, filter_viewed=True, items_to_recommend=["cold"])
+    assert only[Columns.Item].eq("cold").all() and len(only) == len(users) and only[Columns.Rank].eq(1).all()
+
+
+def test_filter_viewed_removes_a_cold_item_the_user_has_seen(cycle_df, content_df, popular):
+    """A user's interaction with an item the model never trained on (in the recommend dataset only)
+    still removes that item when it is a cold candidate."""
+    train_ds = Dataset.construct(cycle_df, item_features_df=content_df, make_dense_item_features=True)
+    model = _model((DenseFeaturesItemNet,), epochs=2).fit(train_ds)
+    user = cycle_df[Columns.User].iloc[0]
+    later = pd.DataFrame({Columns.User: [user], Columns.Item: ["cold"], Columns.Weight: [1.0],
+                          Columns.Datetime: [cycle_df[Columns.Datetime].max() + pd.Timedelta(days=1)]})
+    ds = Dataset.construct(pd.concat([cycle_df, later], ignore_index=True), item_features_df=content_df,
+                           make_dense_item_features=True)
+    others = [u for u in ds.user_id_map.external_ids[:5] if u != user]
+    reco = model.recommend([user] + others, ds, k=3, filter_viewed=True, items_to_recommend=["cold", popular])
+    got = reco.groupby(Columns.User)[Columns.Item].apply(set)
+    assert "cold" not in got.get(user, set())
+    assert all("cold" in got[u] for u in others)
+    with pytest.raises(ValueError, match="retrieval='exact'"):
+        model.recommend(others, ds, k=3, filter_viewed=False, items_to_recommend=["cold"], retrieval="ann")
+
+
+def test_ids_only_models_ignore_cold_items_in_items_to_recommend(cycle_dataset, content_dataset):
+    model = _model((IdEmbeddingsItemNet,), epochs=1).fit(cycle_dataset)
+    users = content_dataset.user_id_map.external_ids[:5]
+    reco = model.recommend(users, content_dataset, k=3, filter_viewed=False,
+                           items_to_recommend=["cold", "i1", "i2", "i3"])
+    assert set(reco[Columns.Item]) <= {"i1", "i2", "i3"} and len(reco) == 15
+    with pytest.warns(UserWarning, match="none of the 1 item"):
+        empty = model.recommend(users, content_dataset, k=3, filter_viewed=False, items_to_recommend=["cold"])
+    assert empty.empty

@@ -622,16 +622,18 @@ class TransformerModelBase:
             if not _is_flag(value):
                 raise TypeError(f"{name} must be True or False, got {value!r}")
 
-    def _histories(self, dataset: Dataset, users_ext: np.ndarray) -> tp.Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _histories(self, dataset: Dataset, users_ext: np.ndarray, item_map: tp.Optional[np.ndarray] = None
+                   ) -> tp.Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The histories ``recommend`` reads for ``users_ext``: CSR ``indptr`` (one row per user, empty
         for users absent from ``dataset``), the model item ids of the entries (items unknown to the
-        model skipped) and their positions in ``dataset.interactions``."""
+        model skipped) and their positions in ``dataset.interactions``. ``item_map`` maps dataset
+        item ids to other ids instead (-1: skipped), e.g. rows of a table with cold items."""
         user_rows = dataset.user_id_map.to_internal(users_ext, strict=False)
         inter = dataset.interactions
         known_rows = np.where(user_rows >= 0, user_rows, 0)
         lengths = np.where(user_rows >= 0, inter.lengths[known_rows], 0)
         indptr, pos = slice_positions(inter.indptr[known_rows], lengths)  # positions in dataset.interactions
-        items = self._model_items_of(dataset)[inter.items[pos]]
+        items = (self._model_items_of(dataset) if item_map is None else item_map)[inter.items[pos]]
         known = items >= 0  # items unknown to the model are not read
         indptr, items = keep_entries(indptr, items, known)
         return indptr, items, pos[known]
@@ -678,7 +680,11 @@ class TransformerModelBase:
         ``on_unsupported_targets``: "raise" (ValueError), "warn" (dropped with a warning) or
         "ignore" (dropped). ``filter_viewed`` removes the items of each user's history in
         ``dataset``; ``items_to_recommend`` restricts the candidates (unknown ids are ignored; a
-        warning when none is known). Calls from several threads at once are safe.
+        warning when none is known). Cold items (in ``dataset``'s item features, unknown to the
+        model) named in ``items_to_recommend`` are candidates too when the model has a feature
+        block that embeds them (``CatFeaturesItemNet``, ``DenseFeaturesItemNet``), scored by their
+        content vectors as in :meth:`recommend_to_items`; without ``items_to_recommend`` the
+        candidates are the model's items, as in RecTools. Calls from several threads at once are safe.
 
         Returns a DataFrame ``user_id, item_id, score[, rank]`` with external ids, users in the
         order given, items by decreasing score (``rank`` 1..k). A user may get fewer than ``k``
@@ -718,23 +724,40 @@ class TransformerModelBase:
             def extras_fn(rows: np.ndarray) -> tp.Tuple[np.ndarray, ...]:
                 b_indptr, b_times = take_rows(indptr, times, rows)
                 return self._inference_extras(b_indptr, b_times, query[rows])
-        candidates = None
+        candidates = whitelist = None
         if items_to_recommend is not None:
             whitelist = _unique_ids(items_to_recommend, "items_to_recommend")
             cand = self.item_id_map_.to_internal(whitelist, strict=False)
             candidates = np.sort(cand[cand >= 0])
-            _warn_no_candidates(whitelist, candidates, self.item_id_map_)
+            if len(candidates) == len(whitelist):
+                whitelist = None  # every candidate is in the model's table: no cold item to look up
         with self._inference_net() as net:
+            score_table = seen = None
+            external = self.item_id_map_.external_ids
+            if whitelist is not None:
+                # items_to_recommend names items the model does not know: cold items with features it
+                # can embed are scored by their content vectors, the others ignored
+                with torch.no_grad():
+                    score_table, row_of, external = self._table_with_cold_items(net, dataset)  # (n_rows, d)
+                rows = row_of(whitelist)
+                candidates = np.unique(rows[rows >= 0])
+                _warn_no_candidates(whitelist, candidates, dataset.item_id_map)
+                if retrieval == "ann" and (candidates >= self.net_.n_items).any():
+                    raise ValueError("retrieval='ann' searches the model's item table; items_to_recommend names cold "
+                                     "items (scored from their features): use retrieval='exact'")
+                if filter_viewed:
+                    seen = self._histories(dataset, users_ext, row_of(dataset.item_id_map.external_ids))[:2]
             if retrieval == "ann":
                 user_idx, item_idx, scores = ann.rank_users_ann(self, net, indptr, items, k, filter_viewed,
                                                                 candidates, self._device(), self.recommend_batch_size)
             else:
                 user_idx, item_idx, scores = rank_users(net, self._inference_tokens, indptr, items, k,
                                                         filter_viewed, candidates, self._device(),
-                                                        self.recommend_batch_size, self._similarity(), extras_fn)
+                                                        self.recommend_batch_size, self._similarity(), extras_fn,
+                                                        score_table, seen)
         reco = pd.DataFrame({
             Columns.User: users_ext[user_idx],
-            Columns.Item: self.item_id_map_.to_external(item_idx),
+            Columns.Item: external[item_idx] if score_table is not None else self.item_id_map_.to_external(item_idx),
             Columns.Score: scores,
         })
         if add_rank_col:
@@ -808,7 +831,10 @@ class TransformerModelBase:
             if ok.any():
                 table = torch.cat([table, vectors[torch.as_tensor(np.flatnonzero(ok), device=table.device)]], dim=0)
                 cold_ids = dataset.item_id_map.to_external(cold[ok])
-                external = np.concatenate([np.asarray(external, dtype=object), np.asarray(cold_ids, dtype=object)])
+                external, cold_ids = np.asarray(external), np.asarray(cold_ids)
+                same = external.dtype == cold_ids.dtype  # else object: numpy would turn mixed ids into strings
+                external = np.concatenate([external, cold_ids] if same else
+                                          [external.astype(object), cold_ids.astype(object)])
         index = pd.Index(external)
 
         def row_of(ids: np.ndarray) -> np.ndarray:

@@ -588,18 +588,13 @@ def similar_items(
 
 
 def _check_split(split: str) -> str:
-    import datetime
+    """The report's own check of the split's form (one rule for both); the date is read there."""
+    from .report import check_split
 
-    if split in ("loo", "time"):
-        return split
-    head, sep, day = split.partition(":")
-    if head == "time" and sep:
-        try:
-            datetime.date.fromisoformat(day)
-        except ValueError:
-            raise CliError(f"--split {split!r}: {day!r} is not a date YYYY-MM-DD") from None
-        return split
-    raise CliError(f"--split: unknown split {split!r}; allowed: loo, time, time:YYYY-MM-DD")
+    try:
+        return check_split(split)
+    except ValueError as e:
+        raise CliError(f"--split: {e}") from None
 
 
 @app.command()
@@ -607,8 +602,8 @@ def evaluate(
     out: tp.Annotated[str, typer.Option("--out", metavar="DIR", help="Report folder to write.")],
     run: RunOpt,
     split: tp.Annotated[str, typer.Option(
-        "--split", metavar="SPLIT", help="loo (each user's last interaction is the test), time (a time split "
-                                         "chosen by the report) or time:YYYY-MM-DD (test from that day on).")] = "loo",
+        "--split", metavar="SPLIT", help="loo (each user's last interaction is the test) or time:YYYY-MM-DD "
+                                         "(test from that day on).")] = "loo",
     k: tp.Annotated[int, typer.Option("--k", metavar="K", help="Cut-off of the metrics.")] = 10,
     refit: tp.Annotated[bool, typer.Option(
         "--refit/--no-refit", help="Retrain the model on the split's train part (default) or evaluate it as saved.")

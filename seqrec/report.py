@@ -53,7 +53,7 @@ from .splits import last_n_split, time_split
 __all__ = ["run_evaluation"]
 
 MODEL, POPULAR = "model", "popular"
-SPLIT_FORMS = "'loo' or 'time:YYYY-MM-DD'"
+SPLIT_FORMS = "'loo' or 'time:YYYY-MM-DD' (a number for a numeric datetime column)"
 # the share of the catalog, by popularity rank, in each group of the long-tail bars
 POPULARITY_GROUPS = ((0.0, 0.01, "top 1%"), (0.01, 0.1, "1-10%"), (0.1, 0.5, "10-50%"), (0.5, 1.0, "bottom 50%"))
 COLORS = {MODEL: "#1f77b4", POPULAR: "#ff7f0e", "interactions": "#2ca02c", "catalog": "#7f7f7f"}
@@ -71,6 +71,15 @@ def _check_inputs(interactions: tp.Any, k: tp.Any, refit: tp.Any) -> None:
         raise ValueError(f"k must be an integer >= 1, got {k!r}")
     if not isinstance(refit, (bool, np.bool_)):
         raise ValueError(f"refit must be True or False, got {refit!r}")
+
+
+def check_split(split: tp.Any) -> str:
+    """``split`` if it has one of the forms :func:`run_evaluation` accepts ("loo", "time:<date or
+    number>"), else ValueError naming them; the boundary itself is read against the data's
+    ``datetime`` column when the split is made."""
+    if isinstance(split, str) and (split == "loo" or (split.startswith("time:") and split[5:].strip())):
+        return split
+    raise ValueError(f"split must be {SPLIT_FORMS}, got {split!r}")
 
 
 def _split_date(split: str, column: pd.Series) -> tp.Any:

@@ -221,6 +221,7 @@ def test_train_errors_are_one_line(args, message, capsys, tmp_path):
     ["recommend", "--model", "{run}", "--user-ids", "999", "--on-unsupported", "raise", "--out", "{tmp}/r.csv"],
     ["similar-items", "--model", "{run}", "--items", "{tmp}/absent.csv", "--out", "{tmp}/s.csv"],
     ["evaluate", "--model", "{run}", "--split", "random", "--out", "{tmp}/rep"],
+    ["evaluate", "--model", "{run}", "--split", "time", "--out", "{tmp}/rep"],  # the report's rule: no bare time
     ["evaluate", "--model", "{run}", "--split", "time:2024-13-01", "--out", "{tmp}/rep"],
     ["train", "--data", "x.csv", "--out", "{tmp}/o", "--logger", "wandb"],
     ["no-such-command"],
@@ -338,3 +339,17 @@ def test_bare_command_prints_the_help_once(capsys):
     assert code == 0 and out.count("Usage: seqrec") == 1 and "similar-items" in out and err == ""
     code, out, _ = run(capsys, "--version")
     assert code == 0 and out.strip().startswith("seqrec ")
+
+
+def test_the_split_is_checked_by_the_reports_rule():
+    """One rule for the CLI and seqrec.report: a numeric boundary passes the CLI's early check (the
+    report reads it against a numeric datetime column), a bare "time" fails both."""
+    from seqrec import cli, report
+
+    for split in ("loo", "time:2024-01-01", "time:1700000000"):
+        assert cli._check_split(split) == report.check_split(split) == split
+    for split in ("time", "time:", "LOO"):
+        with pytest.raises(ValueError):
+            report.check_split(split)
+        with pytest.raises(cli.CliError, match="loo"):
+            cli._check_split(split)

@@ -177,6 +177,8 @@ def main() -> None:
         extra = {"random_state": 0} if a.lib == "seqrec" else {}
         if cfg.get("layers"):
             extra["transformer_layers_type"] = layer_types[cfg["layers"]]
+        if a.lib == "seqrec":
+            extra.update(cfg.get("seqrec_params", {}))  # seqrec-only options (RecTools keeps its default)
         return classes[cfg["model"]](**cfg["params"], epochs=1, item_net_block_types=(IdEmbeddingsItemNet,),
                                      get_trainer_func=factory, recommend_torch_device=a.device, **extra)
 

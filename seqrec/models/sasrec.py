@@ -64,9 +64,11 @@ class SASRecModel(TransformerModelBase):
     random_state
         seed of initialisation, shuffling and sampling.
     negative_sampling
-        negatives of "sampled_softmax": "uniform" over the catalog, "popularity"
-        (proportional to the training counts, with logQ correction) or "in_batch" (drawn from the
-        batch's positives, logQ by their in-batch frequency).
+        negatives of "sampled_softmax": "uniform" over the catalog (each position its own, as
+        in RecTools), "uniform_batch" (uniform, drawn once per batch and shared by every position,
+        as TensorFlow's sampled softmax: much cheaper per step), "popularity" (proportional to the
+        training counts, with logQ correction) or "in_batch" (drawn from the batch's positives,
+        logQ by their in-batch frequency).
     softmax_chunk_size
         catalog items per chunk of the "softmax" loss; None chooses from the free
         memory: the full logits while they fit, else a chunked loss that never materialises them.

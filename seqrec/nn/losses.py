@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 LOSSES = ("softmax", "BCE", "gBCE", "sampled_softmax")
-NEGATIVE_SAMPLING = ("uniform", "popularity", "in_batch")
+NEGATIVE_SAMPLING = ("uniform", "uniform_batch", "popularity", "in_batch")
 
 # Bytes one (row, item) logit costs in the softmax: the float32 logits, their exponentials and the
 # gradient block, all alive at once.
@@ -425,6 +425,9 @@ def compute_loss(loss: str, h: torch.Tensor, W: torch.Tensor, y: torch.Tensor, n
     if loss == "sampled_softmax":
         if negative_sampling == "uniform":
             return sampled_softmax_loss(h, W, y, sample_negatives(len(y), n_negatives, W.shape[0], h.device))
+        if negative_sampling == "uniform_batch":
+            # one draw of K negatives for the whole batch: (N, d) @ (d, K) instead of N * K pairs
+            return sampled_softmax_loss(h, W, y, sample_negatives(1, n_negatives, W.shape[0], h.device)[0])
         if negative_sampling == "popularity":
             if popularity is None:
                 raise ValueError("negative_sampling='popularity' needs the item popularity (Popularity)")

@@ -48,11 +48,11 @@ def configs(n_factors: int, n_blocks: int, max_len: int, batch_size: int, n_nega
         # eSASRec: SASRec with LiGR layers and sampled softmax (each library's own LiGRLayers)
         {"name": f"eSASRec sampled softmax {n_negatives} neg", "model": "SASRec", "layers": "LiGRLayers",
          "params": dict(common, loss="sampled_softmax", n_negatives=n_negatives)},
-        # the same against RecTools' per-position negatives, seqrec drawing one set per batch
-        # (negative_sampling="uniform_batch"): not the same sampling, so a row of its own
-        {"name": f"eSASRec sampled softmax {n_negatives} neg (seqrec batch-shared)", "model": "SASRec",
+        # the same against RecTools' per-position negatives, seqrec drawing them per sequence
+        # (negative_sampling="uniform_sequence"): not the same sampling, so a row of its own
+        {"name": f"eSASRec sampled softmax {n_negatives} neg (seqrec per-sequence negatives)", "model": "SASRec",
          "layers": "LiGRLayers", "params": dict(common, loss="sampled_softmax", n_negatives=n_negatives),
-         "seqrec_params": dict(negative_sampling="uniform_batch")},
+         "seqrec_params": dict(negative_sampling="uniform_sequence")},
         {"name": "HSTU softmax", "model": "HSTU", "params": dict(common, loss="softmax")},
     ]
 

@@ -30,7 +30,7 @@ from torch.utils.data import DataLoader, Dataset as TorchDataset, DistributedSam
 
 from .batching import take_rows, window_ends, windows
 from .dataset import Interactions
-from .nn.losses import Popularity, compute_loss
+from .nn.losses import PER_SEQUENCE_SAMPLING, Popularity, compute_loss
 from .nn.transformer import N_SPECIAL, PAD, TransformerNet
 from .ranking import similarity_vectors
 
@@ -264,14 +264,14 @@ class _ModuleCore:
         else:
             self.pop_cdf = self.pop_log_q = None
 
-    def _loss(self, h: torch.Tensor, table: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def _loss(self, h: torch.Tensor, table: torch.Tensor, y: torch.Tensor, n_sequences: int) -> torch.Tensor:
         h, table = similarity_vectors(h, self.similarity), similarity_vectors(table, self.similarity)
         if self.logits_t != 1.0:
             h = h / self.logits_t  # scales every logit h . item
         popularity = None if self.pop_cdf is None else Popularity(self.pop_cdf, self.pop_log_q)
         return compute_loss(self.loss, h, table, y, self.n_negatives, self.gbce_t,
                             negative_sampling=self.negative_sampling, popularity=popularity,
-                            softmax_chunk_size=self.softmax_chunk_size)
+                            softmax_chunk_size=self.softmax_chunk_size, n_sequences=n_sequences)
 
     def on_train_epoch_start(self) -> None:
         # dropout, masking and negatives of an epoch depend only on (seed, epoch): fit_partial in
@@ -312,16 +312,17 @@ class _ModuleCore:
         with torch.autocast(device_type=tokens.device.type, dtype=torch.bfloat16, enabled=bf16):
             table = self.net.item_table()  # (n_items, d)
             h = self.encode(tokens, table, *extra)  # (B, L, d)
-            if tokens.device.type == "cpu":
+            if tokens.device.type == "cpu" and self.negative_sampling not in PER_SEQUENCE_SAMPLING:
                 # on CPU, selecting the rows with a target costs no synchronisation and saves the
                 # loss the padding rows
                 has_target = targets >= 0
                 h, y = h[has_target], targets[has_target]
             else:
                 # on an accelerator, boolean indexing would wait for the host to learn the number of
-                # rows: every position goes to the loss, padding marked by y = -1
+                # rows (and per-sequence negatives need the batch's shape): every position goes to
+                # the loss, padding marked by y = -1
                 h, y = h.reshape(-1, h.shape[-1]), targets.reshape(-1)
-            loss = self._loss(h, table, y)
+            loss = self._loss(h, table, y, len(tokens))
         self._check_loss(loss, batch_idx)
         self.log("train_loss", loss, prog_bar=True, on_step=False, on_epoch=True, batch_size=len(tokens),
                  sync_dist=True)
@@ -341,9 +342,9 @@ class _ModuleCore:
         with torch.random.fork_rng(devices=[h.device] if h.device.type == "cuda" else []):
             torch.manual_seed(epoch_seed(self.seed, batch_idx))
             if bool(real.all()):
-                loss = self._loss(h, table, target)
+                loss = self._loss(h, table, target, len(target))  # one row per sequence
             elif bool(real.any()):
-                loss = self._loss(h[real], table, target[real])
+                loss = self._loss(h[real], table, target[real], int(real.sum()))
             else:
                 loss = torch.zeros((), device=h.device)
         scores = similarity_vectors(h, self.similarity) @ similarity_vectors(table, self.similarity).T  # (B, n)

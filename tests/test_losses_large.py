@@ -157,17 +157,19 @@ def test_sampled_softmax_popularity_log_q_matches_brute_force():
     assert abs(via_dispatch.item() - loss.item()) < 1e-6
 
 
-def test_uniform_batch_shares_one_draw_and_matches_brute_force():
-    """negative_sampling="uniform_batch": K uniform negatives drawn once, the same for every row
-    (hits masked), i.e. the per-row loss with each row given that one draw."""
-    h, W, y = _inputs(N=40, n_items=15, ignore_every=6)
-    torch.manual_seed(2)
-    loss = compute_loss("sampled_softmax", h, W, y, 7, 0.0, negative_sampling="uniform_batch")
-    torch.manual_seed(2)
-    shared = torch.randint(0, 15, (1, 7))[0]  # the draw compute_loss made
-    per_row = shared.expand(len(y), -1)
+def test_uniform_sequence_shares_a_draw_per_sequence_and_matches_brute_force():
+    """negative_sampling="uniform_sequence": K uniform negatives per sequence of the batch, the
+    same for its positions (hits masked): the per-row loss with each row given its sequence's draw."""
+    B, L = 5, 6
+    h, W, y = _inputs(N=B * L, n_items=11, ignore_every=4)
+    torch.manual_seed(4)
+    loss = compute_loss("sampled_softmax", h, W, y, 7, 0.0, negative_sampling="uniform_sequence", n_sequences=B)
+    torch.manual_seed(4)
+    drawn = torch.randint(0, 11, (B, 7))  # the draw compute_loss made
+    per_row = drawn.repeat_interleave(L, dim=0)  # (B * L, K)
     assert abs(loss.item() - _brute_sampled_softmax(h, W, y, per_row)) < 1e-5
-    assert abs(loss.item() - sampled_softmax_loss(h, W, y, per_row.clone()).item()) < 1e-5
+    with pytest.raises(ValueError, match="n_sequences"):
+        compute_loss("sampled_softmax", h, W, y, 7, 0.0, negative_sampling="uniform_sequence", n_sequences=7)
 
 
 def test_popularity_sampling_follows_counts():
@@ -199,7 +201,7 @@ def test_in_batch_negatives_and_log_q_match_brute_force():
 
 @pytest.mark.parametrize("name,sampling", [("BCE", "uniform"), ("gBCE", "uniform"), ("softmax", "uniform"),
                                            ("sampled_softmax", "uniform"), ("sampled_softmax", "popularity"),
-                                           ("sampled_softmax", "in_batch"), ("sampled_softmax", "uniform_batch")])
+                                           ("sampled_softmax", "in_batch")])
 def test_rows_without_target_change_nothing(name, sampling):
     """The sync-free step (every row, padding marked -1) gives the loss of the selected rows."""
     h, W, y = _inputs(N=12, n_items=9)
@@ -359,7 +361,7 @@ def test_forced_chunked_softmax_step_equals_plain_step(model_cls):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
 
 
-@pytest.mark.parametrize("sampling", ["uniform", "uniform_batch", "popularity", "in_batch"])
+@pytest.mark.parametrize("sampling", ["uniform", "uniform_sequence", "popularity", "in_batch"])
 def test_sampled_softmax_models_fit_and_recommend(sampling):
     ds = _data()
     for model_cls in (SASRecModel, BERT4RecModel):

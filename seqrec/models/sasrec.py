@@ -65,10 +65,10 @@ class SASRecModel(TransformerModelBase):
         seed of initialisation, shuffling and sampling.
     negative_sampling
         negatives of "sampled_softmax": "uniform" over the catalog (each position its own, as
-        in RecTools), "uniform_batch" (uniform, drawn once per batch and shared by every position,
-        as TensorFlow's sampled softmax: much cheaper per step), "popularity" (proportional to the
-        training counts, with logQ correction) or "in_batch" (drawn from the batch's positives,
-        logQ by their in-batch frequency).
+        in RecTools), "uniform_sequence" (uniform, one draw per sequence shared by its positions:
+        the same distribution per position at a fraction of the cost of a step), "popularity"
+        (proportional to the training counts, with logQ correction) or "in_batch" (drawn from the
+        batch's positives, logQ by their in-batch frequency).
     softmax_chunk_size
         catalog items per chunk of the "softmax" loss; None chooses from the free
         memory: the full logits while they fit, else a chunked loss that never materialises them.

@@ -17,7 +17,9 @@ import torch
 import torch.nn.functional as F
 
 LOSSES = ("softmax", "BCE", "gBCE", "sampled_softmax")
-NEGATIVE_SAMPLING = ("uniform", "uniform_batch", "popularity", "in_batch")
+NEGATIVE_SAMPLING = ("uniform", "uniform_sequence", "popularity", "in_batch")
+# the samplings whose negatives belong to a sequence: the loss gets every position, (B * L) rows
+PER_SEQUENCE_SAMPLING = ("uniform_sequence",)
 
 # Bytes one (row, item) logit costs in the softmax: the float32 logits, their exponentials and the
 # gradient block, all alive at once.
@@ -362,10 +364,12 @@ def bce_loss(h: torch.Tensor, W: torch.Tensor, y: torch.Tensor, n_negatives: int
 
 
 def sampled_softmax_loss(h: torch.Tensor, W: torch.Tensor, y: torch.Tensor, negatives: torch.Tensor,
-                         log_q: tp.Optional[torch.Tensor] = None) -> torch.Tensor:
+                         log_q: tp.Optional[torch.Tensor] = None, per_sequence: bool = False) -> torch.Tensor:
     """Cross-entropy of the softmax over the positive and its ``K`` sampled negatives.
 
-    ``negatives`` is ``(N, K)`` (own negatives per row) or ``(K,)`` (shared by all rows). A negative
+    ``negatives`` is ``(N, K)`` (own negatives per row), ``(K,)`` (shared by all rows) or, with
+    ``per_sequence``, ``(B, K)``: the rows are ``B`` sequences of ``N / B`` positions each, and a
+    sequence's negatives serve all of its positions (one ``(L, d) @ (d, K)`` product per sequence). A negative
     equal to the row's positive (an accidental hit) is masked out. ``log_q`` holds ``log Q`` of the
     candidates, ``(N, 1 + K)`` or ``(1 + K,)`` broadcastable, positive first: the logQ correction
     ``s - log Q`` is applied to every candidate, the positive included (as in TensorFlow's
@@ -373,7 +377,14 @@ def sampled_softmax_loss(h: torch.Tensor, W: torch.Tensor, y: torch.Tensor, nega
     softmax. Rows with ``y = -1`` are ignored.
     """
     y0 = y.clamp(min=0)
-    if negatives.dim() == 1:
+    if per_sequence:
+        # negatives (B, K) of sequence b serve its L positions, rows b * L .. b * L + L - 1
+        B, K = negatives.shape
+        s_pos = (h * W[y0]).sum(dim=1, keepdim=True)  # (N, 1)
+        s_neg = torch.bmm(h.view(B, -1, h.shape[1]), W[negatives].transpose(1, 2)).reshape(len(y), K)  # (N, K)
+        logits = torch.cat([s_pos, s_neg], dim=1).float()  # (N, 1 + K)
+        hits = (negatives.unsqueeze(1) == y0.view(B, -1, 1)).reshape(len(y), K)  # (N, K)
+    elif negatives.dim() == 1:
         # shared negatives: one matmul instead of gathering N * K embeddings
         s_pos = (h * W[y0]).sum(dim=1, keepdim=True)  # (N, 1)
         s_neg = h @ W[negatives].T  # (N, K)
@@ -411,10 +422,12 @@ def in_batch_negatives(y: torch.Tensor, n_negatives: int, n_items: int) -> tp.Tu
 def compute_loss(loss: str, h: torch.Tensor, W: torch.Tensor, y: torch.Tensor, n_negatives: int,
                  gbce_t: float, negative_sampling: str = "uniform",
                  popularity: tp.Optional[Popularity] = None,
-                 softmax_chunk_size: tp.Optional[int] = None) -> torch.Tensor:
+                 softmax_chunk_size: tp.Optional[int] = None, n_sequences: tp.Optional[int] = None) -> torch.Tensor:
     """Dispatch on the loss name (one of :data:`LOSSES`).
 
     ``popularity`` is needed for ``negative_sampling="popularity"``; ``softmax_chunk_size`` forces the chunk of the full softmax.
+    ``n_sequences`` (``B``) is needed for the samplings of :data:`PER_SEQUENCE_SAMPLING`, whose rows
+    are all ``B * L`` positions of the batch in order (padding marked by ``y = -1``).
     """
     if loss == "softmax":
         return softmax_loss(h, W, y, softmax_chunk_size)
@@ -425,9 +438,13 @@ def compute_loss(loss: str, h: torch.Tensor, W: torch.Tensor, y: torch.Tensor, n
     if loss == "sampled_softmax":
         if negative_sampling == "uniform":
             return sampled_softmax_loss(h, W, y, sample_negatives(len(y), n_negatives, W.shape[0], h.device))
-        if negative_sampling == "uniform_batch":
-            # one draw of K negatives for the whole batch: (N, d) @ (d, K) instead of N * K pairs
-            return sampled_softmax_loss(h, W, y, sample_negatives(1, n_negatives, W.shape[0], h.device)[0])
+        if negative_sampling == "uniform_sequence":
+            # K uniform negatives per sequence, shared by its positions: (B, L, d) @ (B, d, K)
+            if n_sequences is None or len(y) % n_sequences:
+                raise ValueError(f"negative_sampling='uniform_sequence' needs the batch's {len(y)} rows as "
+                                 f"n_sequences ({n_sequences}) sequences of equal length")
+            negatives = sample_negatives(n_sequences, n_negatives, W.shape[0], h.device)
+            return sampled_softmax_loss(h, W, y, negatives, per_sequence=True)
         if negative_sampling == "popularity":
             if popularity is None:
                 raise ValueError("negative_sampling='popularity' needs the item popularity (Popularity)")

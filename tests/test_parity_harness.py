@@ -55,6 +55,47 @@ def test_parse_value(parity):
     assert parity.parse_value("SASRecTransformerLayers") is SASRecTransformerLayers
     assert parity.parse_value("0.5") == 0.5 and parity.parse_value("true") is True
     assert parity.parse_value("cosine") == "cosine"
+    from ablation_layers import PaddingSinkSASRecLayers  # benchmarks/ is on the path (fixture)
+    assert parity.parse_value("ablation_layers:PaddingSinkSASRecLayers") is PaddingSinkSASRecLayers
+    with pytest.raises(SystemExit, match="no class"):
+        parity.parse_value("ablation_layers:NoSuchLayers")
+    args = parity.parse_args(["--rectools-param", "use_key_padding_mask=true"])
+    assert args.rectools_params == {"use_key_padding_mask": True} and "rectools:use_key_padding_mask" in args.variant
+
+
+def test_padding_sink_layers_reproduce_left_padding_without_a_key_mask(parity):
+    """The ablation stack on a right-padded sequence gives, at its real positions, what the same
+    blocks give on the left-padded sequence with plain causal attention and the padding rows zeroed
+    before every block (RecTools' SASRec layers without a key padding mask); a full sequence is
+    unchanged."""
+    from ablation_layers import PaddingSinkSASRecLayers
+    from seqrec import SASRecTransformerLayers
+    from seqrec.nn.layers.base import SelfAttention
+
+    torch.manual_seed(0)
+    sink = PaddingSinkSASRecLayers(2, 8, 2, 0.0).eval()
+    for block in sink.blocks:
+        torch.nn.init.normal_(block.attn.qkv.bias)  # nonzero padding keys and values
+    plain = SASRecTransformerLayers(2, 8, 2, 0.0).eval()
+    plain.load_state_dict(sink.state_dict())
+    x = torch.randn(2, 5, 8)
+    x[1, 3:] = 0  # sequence 1: 3 real tokens, right padding
+    with torch.no_grad():
+        got = sink(x, None, True)
+        torch.testing.assert_close(got[0], plain(x, None, True)[0])  # no padding: no sink
+        left = torch.zeros(1, 5, 8)
+        left[0, 2:] = x[1, :3]
+        real = torch.zeros(1, 5, 1)
+        real[0, 2:] = 1
+        h = left
+        for block in sink.blocks:
+            h = h * real
+            q = block.ln_attn(h)
+            z = block.ln_ff(q + SelfAttention.forward(block.attn, q, None, True, kv=h))
+            h = z + block.ff(z)
+        expected = sink.ln_out(h * real)[0, 2:]
+    torch.testing.assert_close(got[1, :3], expected, atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(got[1, :3], plain(x, None, True)[1, :3], atol=1e-3)  # the sink matters
 
 
 @pytest.mark.parametrize("similarity", ["dot", "cosine"])

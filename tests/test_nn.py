@@ -140,3 +140,23 @@ def test_last_vectors_shortcut_equals_full_encode(causal, key_padding):
     with torch.no_grad():
         b = net.encode(tokens, table)[torch.arange(9), torch.as_tensor(lengths - 1)]
     torch.testing.assert_close(a, b)
+
+
+def test_cpu_dropout_keeps_nn_dropouts_distribution_and_gradient():
+    from seqrec.nn.dropout import Dropout
+
+    torch.manual_seed(0)
+    drop = Dropout(0.3).train()
+    x = torch.ones(400, 500, requires_grad=True)
+    y = drop(x)
+    kept = y != 0
+    assert abs(kept.float().mean().item() - 0.7) < 0.005  # P(keep) = 1 - p
+    torch.testing.assert_close(y[kept], torch.full((int(kept.sum()),), 1 / 0.7))  # scaled by 1 / (1 - p)
+    y.sum().backward()
+    torch.testing.assert_close(x.grad, kept.float() / 0.7)  # the gradient goes through the same mask
+    assert torch.equal(drop.eval()(x), x)  # eval: identity
+    assert torch.equal(Dropout(0.0).train()(x), x)
+    assert Dropout(1.0).train()(x).abs().sum() == 0
+    # bf16 inputs stay bf16; a module of nn.Dropout's kind (state dicts and repr unchanged)
+    assert drop.train()(x.detach().bfloat16()).dtype == torch.bfloat16
+    assert isinstance(drop, torch.nn.Dropout) and repr(drop) == "Dropout(p=0.3, inplace=False)"

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .dropout import Dropout
 from .item_net import SumItemNet
 from .layers import TransformerLayersBase
 from .transformer import N_SPECIAL, PAD
@@ -191,8 +192,8 @@ class STUBlock(nn.Module):
         self.uvqk = nn.Linear(n_factors, n_heads * (2 * linear_hidden_dim + 2 * attention_dim), bias=False)
         self.norm_attn = nn.LayerNorm(n_heads * linear_hidden_dim, eps=epsilon)
         self.out = nn.Linear(n_heads * linear_hidden_dim, n_factors)
-        self.drop_attn = nn.Dropout(attn_dropout)
-        self.drop = nn.Dropout(dropout)
+        self.drop_attn = Dropout(attn_dropout)
+        self.drop = Dropout(dropout)
         self.rab = RelativeAttentionBias(max_len, relative_time_attention, relative_pos_attention)
 
     def _project(self, x: torch.Tensor, valid: torch.Tensor) -> tp.Tuple[torch.Tensor, ...]:
@@ -309,7 +310,7 @@ class HSTUNet(nn.Module):
         self.input_scale = math.sqrt(n_factors) if use_scale_factor else 1.0
         self.special = nn.Parameter(torch.zeros(N_SPECIAL, n_factors))
         self.pos_emb = nn.Embedding(max_len, n_factors) if use_pos_emb else None
-        self.emb_drop = nn.Dropout(dropout)
+        self.emb_drop = Dropout(dropout)
         self.layers = layers_type(n_blocks, n_factors, n_heads, dropout, session_max_len=max_len,
                                   relative_time_attention=relative_time_attention,
                                   relative_pos_attention=relative_pos_attention,
@@ -348,7 +349,7 @@ class HSTUNet(nn.Module):
             buckets = time_buckets(times)  # (B, L, L), shared by the blocks
         valid = tokens != PAD  # (B, L)
         vocab = torch.cat([self.special, item_table], dim=0)  # (N_SPECIAL + n_items, d)
-        x = vocab[tokens] * self.input_scale  # (B, L, d)
+        x = F.embedding(tokens, vocab) * self.input_scale  # (B, L, d)
         if self.pos_emb is not None:
             lengths = valid.sum(dim=1, keepdim=True)  # (B, 1)
             positions = (lengths - 1 - torch.arange(L, device=tokens.device)).clamp(min=0)  # (B, L)

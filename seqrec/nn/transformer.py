@@ -13,8 +13,10 @@ import math
 import typing as tp
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from .dropout import Dropout
 from .item_net import SumItemNet
 from .layers import (ACTIVATIONS, PreLNBlock, PreLNTransformerLayers, SelfAttention,  # noqa: F401
                      TransformerLayersBase)
@@ -63,7 +65,7 @@ class TransformerNet(nn.Module):
         # learned vectors of the special tokens; PAD is overwritten with zeros when used
         self.special = nn.Parameter(torch.zeros(N_SPECIAL, n_factors))
         self.pos_emb = nn.Embedding(max_len, n_factors) if use_pos_emb else None
-        self.emb_drop = nn.Dropout(dropout)
+        self.emb_drop = Dropout(dropout)
         options = layers_type.layer_arguments(layers_options, ff_multiplier, activation)
         ff_multiplier, activation = options.pop("ff_multiplier"), options.pop("activation")
         self.layers = layers_type(n_blocks, n_factors, n_heads, dropout, ff_multiplier, activation, **options)
@@ -118,7 +120,7 @@ class TransformerNet(nn.Module):
         valid = tokens != PAD  # (B, L)
         # (N_SPECIAL + n_items, d): special tokens first, then the catalog
         vocab = torch.cat([self.special, item_table], dim=0)
-        x = vocab[tokens]  # (B, L, d)
+        x = F.embedding(tokens, vocab)  # (B, L, d); its backward is cheaper than indexing's on CPU
         if self.pos_emb is not None:
             lengths = valid.sum(dim=1, keepdim=True)  # (B, 1)
             positions = (lengths - 1 - torch.arange(L, device=tokens.device)).clamp(min=0)  # (B, L)

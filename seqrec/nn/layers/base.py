@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..dropout import Dropout
+
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU}
 
 # RecTools' names of the shared options (its ``transformer_layers_kwargs`` keys) -> seqrec's
@@ -87,7 +89,7 @@ def feed_forward(n_factors: int, ff_multiplier: int, activation: str, dropout: f
     return nn.Sequential(
         nn.Linear(n_factors, ff_multiplier * n_factors, bias=bias),
         ACTIVATIONS[activation](),
-        nn.Dropout(dropout),
+        Dropout(dropout),
         nn.Linear(ff_multiplier * n_factors, n_factors, bias=bias),
     )
 

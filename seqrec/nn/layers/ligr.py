@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..dropout import Dropout
 from .base import SelfAttention, _BlockStack, _rows, feed_forward
 
 
@@ -32,7 +33,7 @@ class SwiGLU(nn.Module):
         self.w1 = nn.Linear(n_factors, hidden, bias=bias)
         self.w3 = nn.Linear(n_factors, hidden, bias=bias)
         self.w2 = nn.Linear(hidden, n_factors, bias=bias)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         return self.w2(self.drop(F.silu(self.w1(h)) * self.w3(h)))  # (..., d)
@@ -53,7 +54,7 @@ class LiGRBlock(nn.Module):
             self.ff = feed_forward(n_factors, ff_multiplier, activation, dropout, bias=bias_in_ff)
         self.gate_attn = nn.Linear(n_factors, n_factors) if gating else None
         self.gate_ff = nn.Linear(n_factors, n_factors) if gating else None
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
 
     @staticmethod
     def _gated(x: torch.Tensor, branch: torch.Tensor, gate: tp.Optional[nn.Linear]) -> torch.Tensor:

@@ -8,6 +8,7 @@ import typing as tp
 import torch
 from torch import nn
 
+from ..dropout import Dropout
 from .base import SelfAttention, _BlockStack, _rows, feed_forward
 
 
@@ -20,7 +21,7 @@ class PreLNBlock(nn.Module):
         self.attn = SelfAttention(n_factors, n_heads, dropout)
         self.ln_ff = nn.LayerNorm(n_factors)
         self.ff = feed_forward(n_factors, ff_multiplier, activation, dropout)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
 
     def forward(self, x: torch.Tensor, attn_mask: tp.Optional[torch.Tensor], is_causal: bool) -> torch.Tensor:
         x = x + self.drop(self.attn(self.ln_attn(x), attn_mask, is_causal))

@@ -38,6 +38,10 @@ def configs(n_factors: int, n_blocks: int, max_len: int, batch_size: int, n_nega
                   batch_size=batch_size, lr=1e-3)
     return [
         {"name": "SASRec softmax", "model": "SASRec", "params": dict(common, loss="softmax")},
+        # seqrec with precision="bf16" (bf16 autocast, bf16 products in the fused softmax) against
+        # RecTools in float32, its only CPU precision here: a row of its own
+        {"name": "SASRec softmax (seqrec bf16)", "model": "SASRec", "params": dict(common, loss="softmax"),
+         "seqrec_params": dict(precision="bf16")},
         {"name": f"SASRec BCE {n_negatives} neg", "model": "SASRec",
          "params": dict(common, loss="BCE", n_negatives=n_negatives)},
         # one negative: RecTools' default n_negatives, the cheapest step of all

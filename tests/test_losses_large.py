@@ -416,6 +416,20 @@ def test_fused_softmax_large_logits_repeated_targets_and_no_targets():
     assert none.item() == 0.0 and not gh0.any() and not gW0.any()
 
 
+def test_fused_softmax_with_bf16_products_is_close_to_float32():
+    """bf16=True: the three products on bf16 operands, softmax and dW accumulation in float32; the
+    loss and gradients stay within bf16 rounding of the float32 kernel's (logits of a few units)."""
+    h, W, y = _inputs(N=300, n_items=500, d=32, ignore_every=7)
+    ref = losses.fused_softmax_loss(h, W, y, 64)
+    ref_gh, ref_gW = torch.autograd.grad(ref, (h, W))
+    low = losses.fused_softmax_loss(h, W, y, 64, bf16=True)
+    gh, gW = torch.autograd.grad(low, (h, W))
+    assert gh.dtype == torch.float32 and gW.dtype == torch.float32
+    assert abs(low.item() - ref.item()) < 0.02 * abs(ref.item())
+    for got, want in ((gh, ref_gh), (gW, ref_gW)):
+        assert (got - want).norm() < 0.03 * want.norm()
+
+
 def test_fused_softmax_bf16_inputs_and_cpu_default_path():
     h, W, y = _inputs()
     hb, Wb = h.detach().bfloat16().requires_grad_(), W.detach().bfloat16().requires_grad_()
@@ -432,6 +446,15 @@ def test_fused_softmax_bf16_inputs_and_cpu_default_path():
     finally:
         losses.FusedSoftmaxCE.apply = original
     assert calls == [losses.fused_rows(W.shape[0])]
+    calls.clear()
+    try:  # under bf16 autocast the products are bf16
+        losses.FusedSoftmaxCE.apply = lambda *a: calls.append(a[4]) or original(*a)
+        softmax_loss(h, W, y)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            softmax_loss(h, W, y)
+    finally:
+        losses.FusedSoftmaxCE.apply = original
+    assert calls == [False, True]
     assert losses.fused_rows(10_000) == 52 and losses.fused_rows(10**7) == 16 and losses.fused_rows(10) == 1024
 
 

@@ -28,6 +28,12 @@ def main() -> int:
     licence = resources.files("seqrec.datasets").joinpath("data", "README.txt").read_text(encoding="utf-8")
     if "MovieLens" not in licence:
         raise SystemExit("the embedded data's README (its licence) is missing from the wheel")
+    dist = metadata.distribution("seqrec")
+    licence_files = [f for f in (dist.files or []) if f.name == "LICENSE"]
+    if not licence_files or "Apache License" not in licence_files[0].read_text(encoding="utf-8"):
+        raise SystemExit("the wheel's metadata lacks the project's LICENSE (Apache-2.0)")
+    if dist.metadata.get("License-Expression") != "Apache-2.0":
+        raise SystemExit(f"License-Expression is {dist.metadata.get('License-Expression')!r}, not 'Apache-2.0'")
 
     data = load_movielens_small()
     dataset = Dataset.construct(data.interactions, item_features_df=data.item_features, cat_item_features=["genre"])

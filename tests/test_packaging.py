@@ -38,6 +38,12 @@ def test_licence_is_an_spdx_string_with_a_setuptools_that_reads_it(pyproject: di
     assert not setuptools.specifier.contains("76.9") and setuptools.specifier.contains("77.0")
 
 
+def test_the_repository_carries_the_licence_it_declares() -> None:
+    text = (Path(__file__).resolve().parents[1] / "LICENSE").read_text(encoding="utf-8")
+    assert text.lstrip().startswith("Apache License") and "Version 2.0, January 2004" in text
+    assert "END OF TERMS AND CONDITIONS" in text and "the seqrec authors" in text
+
+
 def test_embedded_data_and_its_licence_are_found_as_package_resources() -> None:
     data = resources.files("seqrec.datasets").joinpath("data")
     for name in DATA_FILES:

@@ -400,6 +400,18 @@ def write(results: tp.Dict[str, tp.Any], folder: Path) -> None:
 
 
 # --------------------------------------------------------------------------------------------- main
+def _key_values(p: argparse.ArgumentParser, items: tp.Sequence[str], flag: str,
+                parse: tp.Callable[[str], tp.Any]) -> tp.Dict[str, tp.Any]:
+    """``KEY=VALUE`` arguments of a repeatable flag as a dict, values read by ``parse``."""
+    out = {}
+    for item in items:
+        if "=" not in item:
+            p.error(f"{flag} expects KEY=VALUE, got {item!r}")
+        key, value = item.split("=", 1)
+        out[key] = parse(value)
+    return out
+
+
 def parse_args(argv: tp.Optional[tp.Sequence[str]] = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -429,24 +441,9 @@ def parse_args(argv: tp.Optional[tp.Sequence[str]] = None) -> argparse.Namespace
     p.add_argument("--out-dir", type=Path, default=RESULTS_DIR / "parity")
     p.add_argument("--overwrite", action="store_true", help="rerun records that results.json already has")
     args = p.parse_args(argv)
-    args.seqrec_params = {}
-    for item in args.seqrec_param:
-        if "=" not in item:
-            p.error(f"--seqrec-param expects KEY=VALUE, got {item!r}")
-        key, value = item.split("=", 1)
-        args.seqrec_params[key] = parse_value(value)
-    args.params = {}
-    for item in args.param:
-        if "=" not in item:
-            p.error(f"--param expects KEY=VALUE, got {item!r}")
-        key, value = item.split("=", 1)
-        args.params[key] = json.loads(value)
-    args.rectools_params = {}
-    for item in args.rectools_param:
-        if "=" not in item:
-            p.error(f"--rectools-param expects KEY=VALUE, got {item!r}")
-        key, value = item.split("=", 1)
-        args.rectools_params[key] = json.loads(value)
+    args.seqrec_params = _key_values(p, args.seqrec_param, "--seqrec-param", parse_value)
+    args.params = _key_values(p, args.param, "--param", json.loads)
+    args.rectools_params = _key_values(p, args.rectools_param, "--rectools-param", json.loads)
     if args.variant is None:
         parts = [f"{k}={v}" for k, v in sorted(_jsonable({**args.params, **args.seqrec_params}).items())]
         parts += [f"rectools:{k}={v}" for k, v in sorted(args.rectools_params.items())]

@@ -226,7 +226,8 @@ class _ModuleCore:
                  precision: str = "fp32", torch_compile: bool = False, lr_schedule: str = "constant",
                  similarity: str = "dot", val_k: int = 10, seed: int = 0, epoch_offset: int = 0,
                  optimizer_state: tp.Optional[tp.Dict[str, tp.Any]] = None,
-                 checkpoint_meta: tp.Optional[bytes] = None, logits_t: float = 1.0) -> None:
+                 checkpoint_meta: tp.Optional[tp.Callable[[], tp.Optional[torch.Tensor]]] = None,
+                 logits_t: float = 1.0) -> None:
         super().__init__()
         self.net = net
         self.training_batch = training_batch
@@ -244,7 +245,9 @@ class _ModuleCore:
         self.seed = seed
         self.epoch_offset = epoch_offset
         self.optimizer_state = optimizer_state
-        self.checkpoint_meta = checkpoint_meta  # what rebuilds the estimator from a checkpoint
+        # what rebuilds the estimator from a checkpoint: built at the first checkpoint, not at every fit
+        self._checkpoint_meta_fn = checkpoint_meta
+        self._checkpoint_meta: tp.Optional[torch.Tensor] = None
         self.epochs_run = 0
         self.logits_t = logits_t  # logits / logits_t in every loss (RecTools' HSTU tutorial: 0.05 with cosine)
         self._bad_step: tp.Optional[torch.Tensor] = None  # first global step whose loss was not finite (-1: none)
@@ -381,8 +384,11 @@ class _ModuleCore:
             self.optimizer_state = _to_cpu(copy.deepcopy(optimizers[0].state_dict()))
 
     def on_save_checkpoint(self, checkpoint: tp.Dict[str, tp.Any]) -> None:
-        if self.checkpoint_meta is not None:
-            checkpoint["seqrec"] = self.checkpoint_meta
+        if self._checkpoint_meta is None and self._checkpoint_meta_fn is not None:
+            self._checkpoint_meta = self._checkpoint_meta_fn()
+            self._checkpoint_meta_fn = None
+        if self._checkpoint_meta is not None:
+            checkpoint["seqrec"] = self._checkpoint_meta
             checkpoint["seqrec_epochs_done"] = self.epoch_offset + _epochs_finished(self.trainer)
 
     def configure_optimizers(self) -> tp.Any:

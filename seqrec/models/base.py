@@ -552,7 +552,7 @@ class TransformerModelBase:
                 torch_compile=self.torch_compile, lr_schedule=self.lr_schedule, similarity=self._similarity(),
                 val_k=self.val_k, seed=seed, epoch_offset=offset, optimizer_state=self.optimizer_state_,
                 logits_t=self._logits_t(),
-                checkpoint_meta=checkpoint_meta(self, net, item_id_map),
+                checkpoint_meta=functools.partial(checkpoint_meta, self, net, item_id_map),
             )
             # "all": windows step back by session_max_len items, the number of targets of a window
             stride = self.session_max_len if self.train_windows == "all" else None

@@ -19,7 +19,7 @@ import typing as tp
 import torch
 import torch.nn.functional as F
 
-from seqrec import SASRecTransformerLayers
+from seqrec import LiGRLayers, SASRecTransformerLayers
 from seqrec.nn.layers.base import SelfAttention, TransformerLayersBase
 
 
@@ -74,3 +74,39 @@ class PaddingSinkSASRecLayers(SASRecTransformerLayers):
 
     # the one-position fast path of the built-in stacks does not know the sink: full forward instead
     forward_last = TransformerLayersBase.forward_last
+
+
+def _rectools_init(stack: TransformerLayersBase) -> None:
+    """RecTools' initialisation of a layer stack: Xavier-normal on every matrix, the biases as
+    PyTorch leaves them (``nn.Linear``: uniform in +-1/sqrt(fan_in); the attention projections'
+    biases zero, as ``nn.MultiheadAttention`` starts them)."""
+    for module in stack.modules():
+        if isinstance(module, torch.nn.Linear):
+            module.reset_parameters()  # PyTorch's default bias
+            torch.nn.init.xavier_normal_(module.weight)
+        elif isinstance(module, torch.nn.LayerNorm):
+            module.reset_parameters()
+    for module in stack.modules():
+        if isinstance(module, SelfAttention):
+            torch.nn.init.zeros_(module.qkv.bias)
+            torch.nn.init.zeros_(module.out.bias)
+
+
+class RecToolsInitLiGRLayers(LiGRLayers):
+    """:class:`seqrec.LiGRLayers` initialised as RecTools initialises its own (the network's
+    Xavier init zeroes every bias; RecTools keeps PyTorch's default biases of the feed-forward and
+    gating layers)."""
+
+    initialises_itself = True
+
+    def reset_parameters(self) -> None:
+        _rectools_init(self)
+
+
+class RecToolsInitSASRecLayers(SASRecTransformerLayers):
+    """:class:`seqrec.SASRecTransformerLayers` with RecTools' initialisation (see above)."""
+
+    initialises_itself = True
+
+    def reset_parameters(self) -> None:
+        _rectools_init(self)

@@ -10,7 +10,7 @@ import torch
 
 from ..batching import last_windows
 from ..nn.item_net import CatFeaturesItemNet, IdEmbeddingsItemNet, ItemNetBase
-from ..nn.layers import PreLNTransformerLayers, TransformerLayersBase
+from ..nn.layers import SASRecTransformerLayers, TransformerLayersBase
 from ..nn.transformer import N_SPECIAL, PAD
 from ..validation import ValMaskFunc
 from .base import TrainerFactory, TransformerModelBase, _check
@@ -86,7 +86,9 @@ class SASRecModel(TransformerModelBase):
         step from ``lr`` to 0 over the trainer's planned epochs, ``epochs`` unless a custom trainer
         says otherwise; with early stopping the run may end before the decay does).
     transformer_layers_type
-        the layer stack: ``PreLNTransformerLayers``, ``SASRecTransformerLayers``, ``LiGRLayers``
+        the layer stack: ``SASRecTransformerLayers`` (the original SASRec block, RecTools'
+        default and ours: it measured better than the pre-LN block at RecTools' settings with
+        every loss tried), ``PreLNTransformerLayers`` (the presets' block), ``LiGRLayers``
         (eSASRec) or a ``TransformerLayersBase`` subclass.
     transformer_layers_kwargs
         a dict of the layer stack's options (those in its ``options``, e.g. ``{"ff_multiplier": 2}``
@@ -114,7 +116,7 @@ class SASRecModel(TransformerModelBase):
         use_pos_emb: bool = True,
         use_key_padding_mask: bool = False,
         use_causal_attn: bool = True,
-        transformer_layers_type: tp.Type[TransformerLayersBase] = PreLNTransformerLayers,
+        transformer_layers_type: tp.Type[TransformerLayersBase] = SASRecTransformerLayers,
         item_net_block_types: tp.Sequence[tp.Type[ItemNetBase]] = (IdEmbeddingsItemNet, CatFeaturesItemNet),
         get_trainer_func: tp.Optional[TrainerFactory] = None,
         recommend_batch_size: int = 256,

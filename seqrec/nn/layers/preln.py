@@ -1,5 +1,5 @@
 """The standard pre-LayerNorm block: ``x + attn(LN(x))``, then ``x + ff(LN(x))``, dropout on both
-residual branches; a final LayerNorm (BERT4Rec's stack in RecTools, seqrec's default for both models)."""
+residual branches; a final LayerNorm (BERT4Rec's stack in RecTools, BERT4Rec's default in seqrec and the SASRec presets' block)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The block of the original SASRec code (Kang & McAuley, 2018): the query comes from the
 LayerNorm of the input, keys and values from the raw input, the attention output is added to the
 normalised query; then a LayerNorm, and the point-wise feed-forward added to its own
-(normalised) input; a final LayerNorm (RecTools' SASRec stack)."""
+(normalised) input; a final LayerNorm (RecTools' SASRec stack, and SASRecModel's default)."""
 
 from __future__ import annotations
 

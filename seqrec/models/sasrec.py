@@ -87,8 +87,8 @@ class SASRecModel(TransformerModelBase):
         says otherwise; with early stopping the run may end before the decay does).
     transformer_layers_type
         the layer stack: ``SASRecTransformerLayers`` (the original SASRec block, RecTools'
-        default and ours: it measured better than the pre-LN block at RecTools' settings with
-        every loss tried), ``PreLNTransformerLayers`` (the presets' block), ``LiGRLayers``
+        default and ours: it measured better than the pre-LN block at RecTools' settings in four
+        of five comparisons), ``PreLNTransformerLayers`` (the presets' block), ``LiGRLayers``
         (eSASRec) or a ``TransformerLayersBase`` subclass.
     transformer_layers_kwargs
         a dict of the layer stack's options (those in its ``options``, e.g. ``{"ff_multiplier": 2}``

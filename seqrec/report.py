@@ -84,9 +84,7 @@ def check_split(split: tp.Any) -> str:
 
 def _split_date(split: str, column: pd.Series) -> tp.Any:
     """The boundary of ``"time:<date>"`` in the type of the ``datetime`` column."""
-    text = split[len("time:"):].strip()
-    if not text:
-        raise ValueError(f"split {split!r} has no date; expected {SPLIT_FORMS}")
+    text = split[len("time:"):].strip()  # not empty: check_split saw to it
     if pd.api.types.is_datetime64_any_dtype(column):
         try:
             ts = pd.Timestamp(text)
@@ -112,28 +110,26 @@ def _split_date(split: str, column: pd.Series) -> tp.Any:
 
 def _split(interactions: pd.DataFrame, split: tp.Any) -> tp.Tuple[pd.DataFrame, pd.DataFrame]:
     """``(train, test)`` of the split spec (new frames; the input is not modified)."""
-    if not isinstance(split, str):
-        raise ValueError(f"split must be a string, {SPLIT_FORMS}; got {split!r}")
+    split = check_split(split)
     if split == "loo":
         train, test = last_n_split(interactions, n=1)  # users with one interaction stay in train
         if test.empty:
             raise ValueError("split 'loo' leaves no test rows: no user has two or more interactions")
         return train, test
-    if split.startswith("time:"):
-        if Columns.Datetime not in interactions.columns:
-            raise ValueError(f"split {split!r} needs a '{Columns.Datetime}' column; interactions has "
-                             f"{list(interactions.columns)}")
-        col = interactions[Columns.Datetime]
-        boundary = _split_date(split, col)
-        train, test = time_split(interactions, boundary)
-        if train.empty:
-            raise ValueError(f"split {split!r} leaves no training rows: the earliest interaction is at "
-                             f"{col.min()}")
-        if test.empty:
-            raise ValueError(f"split {split!r} leaves no test rows: the latest interaction is at {col.max()}, "
-                             "and test rows must be at or after the date, of users and items seen before it")
-        return train, test
-    raise ValueError(f"split must be {SPLIT_FORMS}, got {split!r}")
+    # "time:<boundary>", the only other form check_split lets through
+    if Columns.Datetime not in interactions.columns:
+        raise ValueError(f"split {split!r} needs a '{Columns.Datetime}' column; interactions has "
+                         f"{list(interactions.columns)}")
+    col = interactions[Columns.Datetime]
+    boundary = _split_date(split, col)
+    train, test = time_split(interactions, boundary)
+    if train.empty:
+        raise ValueError(f"split {split!r} leaves no training rows: the earliest interaction is at "
+                         f"{col.min()}")
+    if test.empty:
+        raise ValueError(f"split {split!r} leaves no test rows: the latest interaction is at {col.max()}, "
+                         "and test rows must be at or after the date, of users and items seen before it")
+    return train, test
 
 
 def _prepare_model(model: tp.Any, dataset: Dataset, refit: bool) -> tp.Any:

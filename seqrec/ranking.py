@@ -134,16 +134,14 @@ def rank_users(net: torch.nn.Module, tokens_fn: TokensFn, indptr: np.ndarray, it
     ``score_table`` (the model item id for the default) and the score of each recommendation.
     """
     n_users = len(indptr) - 1
+    cands = Candidates(net.n_items if score_table is None else len(score_table), candidates, device)
+    k_eff = min(k, cands.size)
+    if k_eff == 0 or n_users == 0:
+        return _empty()
     was_training = net.training
     net.eval()
     table = net.item_table()  # (n_items, d)
-    score_table = table if score_table is None else score_table
-    cands = Candidates(len(score_table), candidates, device)
-    k_eff = min(k, cands.size)
-    if k_eff == 0 or n_users == 0:
-        net.train(was_training)
-        return _empty()
-    cand_table = similarity_vectors(cands.table(score_table), similarity)  # (C, d)
+    cand_table = similarity_vectors(cands.table(table if score_table is None else score_table), similarity)  # (C, d)
     out: tp.List[tp.List[np.ndarray]] = [[], [], []]
     for rows, b_indptr, b_items, user_vecs in user_vector_batches(net, tokens_fn, indptr, items, table, device,
                                                                   batch_size, similarity, extras_fn):

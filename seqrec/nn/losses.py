@@ -391,19 +391,19 @@ def sampled_softmax_loss(h: torch.Tensor, W: torch.Tensor, y: torch.Tensor, nega
     softmax. Rows with ``y = -1`` are ignored.
     """
     y0 = y.clamp(min=0)
-    if per_sequence:
-        # negatives (B, K) of sequence b serve its L positions, rows b * L .. b * L + L - 1
-        B, K = negatives.shape
+    if per_sequence or negatives.dim() == 1:
+        # negatives shared by a sequence's positions or by all rows: products with the K negative
+        # vectors instead of gathering N * K of them
         s_pos = (h * W[y0]).sum(dim=1, keepdim=True)  # (N, 1)
-        s_neg = torch.bmm(h.view(B, -1, h.shape[1]), W[negatives].transpose(1, 2)).reshape(len(y), K)  # (N, K)
+        if per_sequence:
+            # negatives (B, K) of sequence b serve its L positions, rows b * L .. b * L + L - 1
+            B, K = negatives.shape
+            s_neg = torch.bmm(h.view(B, -1, h.shape[1]), W[negatives].transpose(1, 2)).reshape(len(y), K)  # (N, K)
+            hits = (negatives.unsqueeze(1) == y0.view(B, -1, 1)).reshape(len(y), K)  # (N, K)
+        else:
+            s_neg = h @ W[negatives].T  # (N, K)
+            hits = negatives.unsqueeze(0) == y0.unsqueeze(1)  # (N, K)
         logits = torch.cat([s_pos, s_neg], dim=1).float()  # (N, 1 + K)
-        hits = (negatives.unsqueeze(1) == y0.view(B, -1, 1)).reshape(len(y), K)  # (N, K)
-    elif negatives.dim() == 1:
-        # shared negatives: one matmul instead of gathering N * K embeddings
-        s_pos = (h * W[y0]).sum(dim=1, keepdim=True)  # (N, 1)
-        s_neg = h @ W[negatives].T  # (N, K)
-        logits = torch.cat([s_pos, s_neg], dim=1).float()  # (N, 1 + K)
-        hits = negatives.unsqueeze(0) == y0.unsqueeze(1)  # (N, K)
     else:
         logits = sampled_logits(h, W, y0, negatives).float()  # (N, 1 + K)
         hits = negatives == y0.unsqueeze(1)  # (N, K)

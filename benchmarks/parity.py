@@ -63,10 +63,10 @@ import torch  # noqa: E402
 
 import seqrec  # noqa: E402
 from seqrec import Columns  # noqa: E402
-from seqrec.batching import take_rows  # noqa: E402
+from seqrec.batching import keep_entries, ranks_in_runs, take_rows  # noqa: E402
 from seqrec.metrics import NDCG, HitRate, calc_metrics  # noqa: E402
 from seqrec.nn.item_net import IdEmbeddingsItemNet  # noqa: E402
-from seqrec.ranking import similarity_vectors  # noqa: E402
+from seqrec.ranking import rank_users  # noqa: E402
 
 from quality import DEFAULT_DATA_DIR, MODELS, RESULTS_DIR, hardware, prepare_split  # noqa: E402
 
@@ -144,6 +144,8 @@ class Split(tp.NamedTuple):
     val_targets: pd.DataFrame  # user_id, item_id
     files: tp.Dict[str, str]  # CSVs for the RecTools runner
     data: tp.Dict[str, int]
+    val_context: pd.DataFrame  # user_id, datetime: the request time of each validation user (HSTU's time attention)
+    test_context: pd.DataFrame  # the same for the test users
 
 
 def load_split(name: str, args: argparse.Namespace, tmp: Path) -> Split:
@@ -161,15 +163,22 @@ def load_split(name: str, args: argparse.Namespace, tmp: Path) -> Split:
     folder.mkdir(parents=True, exist_ok=True)
     cols = [Columns.User, Columns.Item, Columns.Datetime]
     files = {"train": str(folder / "train.csv"), "history": str(folder / "history.csv"),
-             "users": str(folder / "users.csv"), "val_users": str(folder / "val_users.csv")}
+             "users": str(folder / "users.csv"), "val_users": str(folder / "val_users.csv"),
+             "val_context": str(folder / "val_context.csv"), "test_context": str(folder / "test_context.csv")}
     split["train"][cols].to_csv(files["train"], index=False)
     split["train_val"][cols].to_csv(files["history"], index=False)
     pd.DataFrame({Columns.User: split["test_users"]}).to_csv(files["users"], index=False)
     pd.DataFrame({Columns.User: val[Columns.User].to_numpy()}).to_csv(files["val_users"], index=False)
+    # a request is made at the time of the interaction it should predict (what HSTU's time attention reads)
+    val_context = val[[Columns.User, Columns.Datetime]].reset_index(drop=True)
+    test_context = split["test"][[Columns.User, Columns.Datetime]].reset_index(drop=True)
+    val_context.to_csv(files["val_context"], index=False)
+    test_context.to_csv(files["test_context"], index=False)
     data = {"n_users": split["train_ds"].n_users, "n_items": split["train_ds"].n_items,
             "n_train": len(split["train"]), "n_test_users": len(split["test"]), "n_val_users": len(val)}
     print(f"{name}: {data}", flush=True)
-    return Split(split, val[Columns.User].to_numpy(), val[[Columns.User, Columns.Item]], files, data)
+    return Split(split, val[Columns.User].to_numpy(), val[[Columns.User, Columns.Item]], files, data, val_context,
+                 test_context)
 
 
 def _read_reco(path: str, like: pd.DataFrame) -> pd.DataFrame:
@@ -181,12 +190,16 @@ class EpochValidation(L.Callback):
     """After every training epoch: the top ``k`` of the validation users (history filtered, full
     catalog) from the network being trained, and their NDCG@k; the epoch's training seconds.
 
-    It scores with the network itself (``last_vectors`` of the model's inference tokens against the
-    item table), so that it depends on no fitted state of the model."""
+    It ranks with the network itself through ``seqrec.ranking.rank_users`` (the function
+    ``recommend`` calls), so that it depends on no fitted state of the model. For a model that
+    reads times (HSTU with time attention), ``times`` holds the time of every history entry (aligned
+    with ``items``) and ``query`` each user's request time, in the model's units."""
 
     def __init__(self, model: tp.Any, indptr: np.ndarray, items: np.ndarray, targets: np.ndarray, k: int,
-                 label: str, batch: int = 512) -> None:
+                 label: str, batch: int = 512, times: tp.Optional[np.ndarray] = None,
+                 query: tp.Optional[np.ndarray] = None) -> None:
         self.model, self.indptr, self.items, self.k, self.label, self.batch = model, indptr, items, k, label, batch
+        self.times, self.query = times, query
         self.targets = pd.DataFrame({Columns.User: np.arange(len(targets)), Columns.Item: targets})
         self.history: tp.List[tp.Dict[str, float]] = []
         self._t0 = time.perf_counter()
@@ -198,32 +211,25 @@ class EpochValidation(L.Callback):
         if not hasattr(self.model, "_training_data"):
             return  # the catalog is the dataset's
         _, model_of = self.model._training_data(dataset, None)
-        self.indptr, self.items = take_rows(self.indptr, self.items, np.arange(len(self.indptr) - 1), model_of)
+        mapped = model_of[self.items]
+        if self.times is not None:
+            _, self.times = keep_entries(self.indptr, self.times, mapped >= 0)
+        self.indptr, self.items = keep_entries(self.indptr, mapped, mapped >= 0)
         t = self.targets[Columns.Item].to_numpy()
         self.targets[Columns.Item] = np.where(t >= 0, model_of[np.maximum(t, 0)], -1)
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._t0 = time.perf_counter()
 
-    @torch.no_grad()
+    def _extras(self, rows: np.ndarray) -> tp.Tuple[np.ndarray, ...]:
+        b_indptr, b_times = take_rows(self.indptr, self.times, rows)
+        return self.model._inference_extras(b_indptr, b_times, self.query[rows])
+
     def _top_k(self, net: tp.Any) -> pd.DataFrame:
-        table = net.item_table()
-        users, ranked = [], []
-        for start in range(0, len(self.indptr) - 1, self.batch):
-            rows = np.arange(start, min(start + self.batch, len(self.indptr) - 1))
-            b_indptr, b_items = take_rows(self.indptr, self.items, rows)
-            tokens = torch.from_numpy(self.model._inference_tokens(b_indptr, b_items))
-            sim = self.model._similarity()  # dot, or cosine (HSTU's default)
-            scores = similarity_vectors(net.last_vectors(tokens, table), sim) @ similarity_vectors(table, sim).T
-            seen = np.repeat(np.arange(len(rows)), np.diff(b_indptr))
-            scores[torch.as_tensor(seen), torch.as_tensor(b_items)] = float("-inf")
-            top_scores, top_items = torch.topk(scores, min(self.k, scores.shape[1]), dim=1)
-            ok = torch.isfinite(top_scores).numpy()  # fewer than k unseen items: fewer rows
-            ranks = np.broadcast_to(np.arange(1, top_items.shape[1] + 1), ok.shape)
-            users.append(np.broadcast_to(rows[:, None], ok.shape)[ok])
-            ranked.append(np.stack([top_items.numpy()[ok], ranks[ok]]))
-        top = np.concatenate(ranked, axis=1)
-        return pd.DataFrame({Columns.User: np.concatenate(users), Columns.Item: top[0], Columns.Rank: top[1]})
+        users, items, _ = rank_users(net, self.model._inference_tokens, self.indptr, self.items, self.k, True, None,
+                                     torch.device("cpu"), self.batch, self.model._similarity(),
+                                     self._extras if self.times is not None else None)
+        return pd.DataFrame({Columns.User: users, Columns.Item: items, Columns.Rank: ranks_in_runs(users)})
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         train_s = time.perf_counter() - self._t0
@@ -246,9 +252,16 @@ def run_seqrec(model_name: str, params: tp.Dict[str, tp.Any], seed: int, data: S
     train_ds = data.split["train_ds"]
     users = train_ds.user_id_map.to_internal(data.val_users)
     targets = train_ds.item_id_map.to_internal(data.val_targets[Columns.Item].to_numpy(), strict=False)
-    indptr, items = take_rows(train_ds.interactions.indptr, train_ds.interactions.items, users)
+    inter = train_ds.interactions
+    indptr, items = take_rows(inter.indptr, inter.items, users)
+    times = query = None
+    if model._uses_times():  # HSTU with time attention: the histories' times, asked at the validation target's
+        _, positions = take_rows(inter.indptr, np.arange(len(inter.items)), users)
+        times = model._sequence_times(inter, positions)
+        query = model._request_times(train_ds, data.val_users, indptr, times, data.val_context)
     epochs = int(params["epochs"])
-    callback = EpochValidation(model, indptr, items, targets, K, f"seqrec {model_name} seed={seed}")
+    callback = EpochValidation(model, indptr, items, targets, K, f"seqrec {model_name} seed={seed}", times=times,
+                               query=query)
     callback.map_items(train_ds)
     model.set_params(get_trainer_func=functools.partial(
         L.Trainer, max_epochs=epochs, min_epochs=epochs, enable_checkpointing=False, logger=False, devices=1,
@@ -259,7 +272,7 @@ def run_seqrec(model_name: str, params: tp.Dict[str, tp.Any], seed: int, data: S
     fit_s = time.perf_counter() - t0 - sum(c["val_s"] for c in callback.history)
     # the last epoch's weights, as RecTools (no best-epoch restore: fixed epochs in both)
     reco = model.recommend(data.split["test_users"], data.split["test_ds"], k=K, filter_viewed=True,
-                           on_unsupported_targets="warn")
+                           on_unsupported_targets="warn", context=data.test_context if times is not None else None)
     metrics = calc_metrics(METRICS, reco, data.split["test"])
     return {"metrics": metrics, "curve": [c["val_ndcg@10"] for c in callback.history],
             "epoch_train_s": [c["train_s"] for c in callback.history], "fit_s": round(fit_s, 1),
@@ -276,6 +289,8 @@ def run_rectools(model_name: str, params: tp.Dict[str, tp.Any], seed: int, data:
             "val_users": data.files["val_users"], "val_reco": str(out / "val_{epoch}.csv"), "k_val": K,
             "reco": str(out / "reco.csv"), "info": str(out / "info.json"),
             "transformer_layers_type": args.rectools_layers, "rectools_params": args.rectools_params}
+    if model_name == "hstu" and params.get("relative_time_attention", True):  # RecTools' default: time attention on
+        spec.update(val_context=data.files["val_context"], test_context=data.files["test_context"])
     (out / "spec.json").write_text(json.dumps(spec))
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
     t0 = time.perf_counter()

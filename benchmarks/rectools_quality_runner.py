@@ -7,7 +7,9 @@ Usage: ``.venv-rectools/bin/python benchmarks/rectools_quality_runner.py SPEC.js
 holds ``model`` ("sasrec" or "bert4rec"), ``params`` (seqrec constructor names: they are shared
 with RecTools), ``seed``, ``k``, ``device``, ``threads``, ``deterministic``, and the paths
 ``train``, ``history`` (train + validation: the histories used at test time), ``users`` (test
-users), optional ``item_features_path``, and the outputs ``reco`` (CSV) and ``info`` (JSON).
+users), optional ``item_features_path``, optional ``val_context`` and ``test_context`` (CSVs of
+``user_id, datetime``: the request times HSTU's time attention reads), and the outputs ``reco``
+(CSV) and ``info`` (JSON).
 """
 
 from __future__ import annotations
@@ -27,15 +29,25 @@ SHARED_PARAMS = ("n_blocks", "n_heads", "n_factors", "dropout_rate", "session_ma
 HSTU_PARAMS = ("relative_time_attention", "relative_pos_attention")
 
 
-def read_interactions(path: str) -> pd.DataFrame:
-    df = pd.read_csv(path)
+def read_times(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with its ``datetime`` column read as datetimes."""
     if not pd.api.types.is_numeric_dtype(df["datetime"]):
         df["datetime"] = pd.to_datetime(df["datetime"])
     else:
         # line numbers (ML-1M, Beauty): as nanoseconds since the epoch, order preserved
         df["datetime"] = pd.to_datetime(df["datetime"].astype("int64"), unit="ns")
+    return df
+
+
+def read_interactions(path: str) -> pd.DataFrame:
+    df = read_times(pd.read_csv(path))
     df["weight"] = 1.0
     return df[["user_id", "item_id", "weight", "datetime"]]
+
+
+def read_context(path: tp.Optional[str]) -> tp.Optional[pd.DataFrame]:
+    """The request time of each user (``user_id, datetime``), for HSTU's time attention; None without a path."""
+    return read_times(pd.read_csv(path))[["user_id", "datetime"]] if path else None
 
 
 def main(spec_path: str) -> None:
@@ -109,11 +121,12 @@ def main(spec_path: str) -> None:
     t0 = time.perf_counter()
     if spec.get("val_users"):
         val_users = pd.read_csv(spec["val_users"])["user_id"].to_numpy()
+        val_context = read_context(spec.get("val_context"))
         for epoch in range(1, epochs + 1):
             model.fit_partial(train, min_epochs=1, max_epochs=1)
             t1 = time.perf_counter()
             val = model.recommend(users=val_users, dataset=train, k=int(spec.get("k_val", 10)), filter_viewed=True,
-                                  on_unsupported_targets="warn")
+                                  on_unsupported_targets="warn", context=val_context)
             val[["user_id", "item_id", "rank"]].to_csv(spec["val_reco"].format(epoch=epoch), index=False)
             val_s.append(round(time.perf_counter() - t1, 3))
             print(f"[rectools runner] epoch {epoch}: {epoch_train_s[-1]:.1f}s train, {val_s[-1]:.1f}s val",
@@ -123,7 +136,7 @@ def main(spec_path: str) -> None:
     fit_s = time.perf_counter() - t0 - sum(val_s)
     t0 = time.perf_counter()
     reco = model.recommend(users=users, dataset=history, k=int(spec["k"]), filter_viewed=True,
-                           on_unsupported_targets="warn")
+                           on_unsupported_targets="warn", context=read_context(spec.get("test_context")))
     test_s = time.perf_counter() - t0
     reco[["user_id", "item_id", "rank"]].to_csv(spec["reco"], index=False)
     with open(spec["info"], "w") as f:

@@ -123,6 +123,47 @@ def test_epoch_validation_scores_the_network(parity, similarity):
                                   check_dtype=False)
 
 
+def test_epoch_validation_reads_times_for_hstu(parity):
+    """With HSTU's time attention the callback ranks each history at its user's request time, as
+    ``recommend(..., context=...)`` does: the same top-k for the same request times, and another
+    top-k for other times (so the times are read, not ignored)."""
+    from conftest import make_cycle_interactions
+    from seqrec import HSTUModel
+    df = make_cycle_interactions(n_users=60, min_len=3, max_len=12)
+    rng = np.random.default_rng(0)
+    df[Columns.Datetime] = df[Columns.Datetime] + pd.to_timedelta(rng.integers(0, 10**6, len(df)), unit="s")
+    ds = Dataset.construct(df)
+    model = HSTUModel(n_factors=16, n_heads=2, n_blocks=1, session_max_len=8, epochs=2, lr=0.01,
+                      item_net_block_types=(IdEmbeddingsItemNet,), random_state=0, dropout_rate=0.0,
+                      relative_time_attention=True).fit(ds)
+    users = np.arange(ds.n_users)
+    inter = ds.interactions
+    indptr, items = take_rows(inter.indptr, inter.items, users)
+    _, positions = take_rows(inter.indptr, np.arange(len(inter.items)), users)
+    times = model._sequence_times(inter, positions)
+    external = ds.user_id_map.external_ids
+
+    def both(gap_s):
+        last = df.groupby(Columns.User)[Columns.Datetime].max().loc[external]
+        context = pd.DataFrame({Columns.User: external, Columns.Datetime: last.to_numpy() + pd.to_timedelta(gap_s, unit="s")})
+        query = model._request_times(ds, external, indptr, times, context)
+        cb = parity.EpochValidation(model, indptr, items, np.zeros(ds.n_users, np.int64), 3, "test", times=times,
+                                    query=query)
+        cb.map_items(ds)
+        top = cb._top_k(model.net_).sort_values([Columns.User, Columns.Rank]).reset_index(drop=True)
+        reco = model.recommend(external, ds, k=3, filter_viewed=True, context=context)
+        reco[Columns.User] = ds.user_id_map.to_internal(reco[Columns.User])
+        reco[Columns.Item] = ds.item_id_map.to_internal(reco[Columns.Item])
+        reco = reco[[Columns.User, Columns.Item, Columns.Rank]].astype(np.int64)
+        return top, reco.sort_values([Columns.User, Columns.Rank]).reset_index(drop=True)
+
+    soon, soon_reco = both(rng.integers(1, 60, ds.n_users))
+    pd.testing.assert_frame_equal(soon, soon_reco, check_dtype=False)
+    late, late_reco = both(np.full(ds.n_users, 10**8))
+    pd.testing.assert_frame_equal(late, late_reco, check_dtype=False)
+    assert not soon.equals(late)
+
+
 def test_paper_ndcg(parity):
     """One target per user: NDCG@10 is DCG / 1 (papers), not DCG / ideal DCG of 10 hits."""
     old = dict(_rec("seqrec", 0, 0.01), metrics={"NDCG@10": 0.002, "HR@10": 0.02}, curve=[0.001])

@@ -566,8 +566,9 @@ CHECKPOINT_NAME = "last.ckpt"
 def checkpoint_path(checkpoint_dir: tp.Any, resume: bool = False, early_stopping: tp.Optional[str] = None,
                     lr_schedule: str = "constant") -> tp.Optional[str]:
     """The checkpoint file of ``fit(checkpoint_dir=..., resume=...)`` (the folder is created), or None."""
-    if not isinstance(resume, bool):
+    if not isinstance(resume, (bool, np.bool_)):  # numpy's booleans too, as every flag of the models
         raise TypeError(f"resume must be True or False, got {resume!r}")
+    resume = bool(resume)
     if checkpoint_dir is None:
         if resume:
             raise ValueError("resume=True needs checkpoint_dir: the folder the interrupted run wrote its checkpoint to")

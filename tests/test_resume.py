@@ -113,6 +113,9 @@ def test_checkpoint_options_are_checked(cycle_dataset, tmp_path):
         _model().fit(cycle_dataset, resume=True)
     with pytest.raises(TypeError, match="resume must be True or False"):
         _model().fit(cycle_dataset, checkpoint_dir=tmp_path, resume="yes")
+    assert training.checkpoint_path(tmp_path, np.bool_(False)) is not None  # numpy's booleans, as the models' flags
+    with pytest.raises(ValueError, match="resume=True needs checkpoint_dir"):
+        training.checkpoint_path(None, np.True_)
     (tmp_path / "file").write_text("x")
     with pytest.raises(ValueError, match="exists and is not a folder"):
         _model().fit(cycle_dataset, checkpoint_dir=tmp_path / "file")

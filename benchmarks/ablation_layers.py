@@ -110,3 +110,33 @@ class RecToolsInitSASRecLayers(SASRecTransformerLayers):
 
     def reset_parameters(self) -> None:
         _rectools_init(self)
+
+
+class LeftPaddedSASRecLayers(SASRecTransformerLayers):
+    """RecTools' SASRec stack literally: the sequences are moved to the left-padded layout, the
+    padding rows zeroed before every block and after the last, and every block attends causally
+    without a key padding mask (so each real query sees all ``L - length`` padding keys, each
+    dropped out on its own by the attention dropout); the outputs are moved back to seqrec's right
+    padding. With dropout off it equals :class:`PaddingSinkSASRecLayers`."""
+
+    def __init__(self, n_blocks: int, n_factors: int, n_heads: int, dropout: float, ff_multiplier: int = 1,
+                 activation: str = "relu") -> None:
+        super().__init__(n_blocks, n_factors, n_heads, dropout, ff_multiplier, activation)
+        for block in self.blocks:  # torch's MultiheadAttention (RecTools) starts its projection biases at zero
+            torch.nn.init.zeros_(block.attn.qkv.bias)
+            torch.nn.init.zeros_(block.attn.out.bias)
+
+    def forward(self, x: torch.Tensor, attn_mask: tp.Optional[torch.Tensor], is_causal: bool) -> torch.Tensor:
+        B, L, D = x.shape
+        real = x.abs().sum(dim=-1) != 0  # (B, L): the input is exactly zero at padding (the rows after the last token)
+        shift = L - real.sum(dim=1, keepdim=True)  # (B, 1) padding rows of each sequence
+        cols = torch.arange(L, device=x.device)
+        to_left = ((cols - shift) % L).unsqueeze(-1).expand(-1, -1, D)  # (B, L, D): row j of the left layout
+        h = x.gather(1, to_left)
+        keep = real.gather(1, (cols - shift) % L).unsqueeze(-1).to(x.dtype)  # (B, L, 1)
+        for block in self.blocks:
+            h = block(h * keep, None, True)
+        h = self.ln_out(h * keep)
+        return h.gather(1, ((cols + shift) % L).unsqueeze(-1).expand(-1, -1, D))  # back to right padding
+
+    forward_last = TransformerLayersBase.forward_last  # the fast path knows no padding keys: full forward

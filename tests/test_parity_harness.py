@@ -173,3 +173,23 @@ def test_paper_ndcg(parity):
     kept = parity.paper_ndcg(dict(old, metrics={"NDCG@10": 0.01, "HR@10": 0.02}))
     assert kept["metrics"]["NDCG@10"] == 0.01
     assert parity.METRICS["NDCG@10"].divide_by_achievable
+
+
+def test_left_padded_layers_equal_the_padding_sink_without_dropout(parity):
+    """The literal left-padded stack and the one-sink-key stack agree at every real position when
+    dropout is off (they differ only in how the attention dropout treats the padding keys)."""
+    from ablation_layers import LeftPaddedSASRecLayers, PaddingSinkSASRecLayers
+
+    torch.manual_seed(0)
+    left = LeftPaddedSASRecLayers(2, 8, 2, 0.0).eval()
+    for block in left.blocks:
+        torch.nn.init.normal_(block.attn.qkv.bias)
+    sink = PaddingSinkSASRecLayers(2, 8, 2, 0.0).eval()
+    sink.load_state_dict(left.state_dict())
+    x = torch.randn(3, 6, 8)
+    x[1, 4:] = 0
+    x[2, 1:] = 0
+    with torch.no_grad():
+        got, expected = left(x, None, True), sink(x, None, True)
+    for b, n in enumerate((6, 4, 1)):
+        torch.testing.assert_close(got[b, :n], expected[b, :n], atol=1e-5, rtol=1e-5)

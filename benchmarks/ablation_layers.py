@@ -23,6 +23,17 @@ from seqrec import LiGRLayers, SASRecTransformerLayers
 from seqrec.nn.layers.base import SelfAttention, TransformerLayersBase
 
 
+def _zero_attention_biases(attn: SelfAttention) -> None:
+    """Torch's ``MultiheadAttention`` (RecTools) starts its projection biases at zero."""
+    torch.nn.init.zeros_(attn.qkv.bias)
+    torch.nn.init.zeros_(attn.out.bias)
+
+
+def _real_rows(x: torch.Tensor) -> torch.Tensor:
+    """``(B, L)`` mask of the real positions: the stack's input is exactly zero at padding."""
+    return x.abs().sum(dim=-1) != 0
+
+
 class _SinkAttention(SelfAttention):
     """Self-attention with the padding keys of a left-padded sequence as one weighted extra key."""
 
@@ -60,14 +71,12 @@ class PaddingSinkSASRecLayers(SASRecTransformerLayers):
         super().__init__(n_blocks, n_factors, n_heads, dropout, ff_multiplier, activation)
         for block in self.blocks:
             attn = _SinkAttention(n_factors, n_heads, dropout)
-            # torch's MultiheadAttention (RecTools) starts its projection biases at zero
-            torch.nn.init.zeros_(attn.qkv.bias)
-            torch.nn.init.zeros_(attn.out.bias)
+            _zero_attention_biases(attn)
             block.attn = attn
 
     def forward(self, x: torch.Tensor, attn_mask: tp.Optional[torch.Tensor], is_causal: bool) -> torch.Tensor:
         # the input is exactly zero at padding (right padding: the rows after the last real token)
-        n_pad = (x.abs().sum(dim=-1) == 0).sum(dim=1)  # (B,)
+        n_pad = (~_real_rows(x)).sum(dim=1)  # (B,)
         for block in self.blocks:
             block.attn.n_pad = n_pad
         return super().forward(x, attn_mask, is_causal)
@@ -88,8 +97,7 @@ def _rectools_init(stack: TransformerLayersBase) -> None:
             module.reset_parameters()
     for module in stack.modules():
         if isinstance(module, SelfAttention):
-            torch.nn.init.zeros_(module.qkv.bias)
-            torch.nn.init.zeros_(module.out.bias)
+            _zero_attention_biases(module)
 
 
 class RecToolsInitLiGRLayers(LiGRLayers):
@@ -122,13 +130,12 @@ class LeftPaddedSASRecLayers(SASRecTransformerLayers):
     def __init__(self, n_blocks: int, n_factors: int, n_heads: int, dropout: float, ff_multiplier: int = 1,
                  activation: str = "relu") -> None:
         super().__init__(n_blocks, n_factors, n_heads, dropout, ff_multiplier, activation)
-        for block in self.blocks:  # torch's MultiheadAttention (RecTools) starts its projection biases at zero
-            torch.nn.init.zeros_(block.attn.qkv.bias)
-            torch.nn.init.zeros_(block.attn.out.bias)
+        for block in self.blocks:
+            _zero_attention_biases(block.attn)
 
     def forward(self, x: torch.Tensor, attn_mask: tp.Optional[torch.Tensor], is_causal: bool) -> torch.Tensor:
         B, L, D = x.shape
-        real = x.abs().sum(dim=-1) != 0  # (B, L): the input is exactly zero at padding (the rows after the last token)
+        real = _real_rows(x)  # (B, L): right padding, the rows after the last token
         shift = L - real.sum(dim=1, keepdim=True)  # (B, 1) padding rows of each sequence
         cols = torch.arange(L, device=x.device)
         to_left = ((cols - shift) % L).unsqueeze(-1).expand(-1, -1, D)  # (B, L, D): row j of the left layout

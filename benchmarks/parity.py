@@ -234,12 +234,8 @@ class EpochValidation(L.Callback):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         train_s = time.perf_counter() - self._t0
         t0 = time.perf_counter()
-        net = pl_module.net
-        was_training = net.training
-        net.eval()
         metric = {"NDCG@10": NDCG(self.k, divide_by_achievable=True)}
-        ndcg = calc_metrics(metric, self._top_k(net), self.targets)["NDCG@10"]
-        net.train(was_training)
+        ndcg = calc_metrics(metric, self._top_k(pl_module.net), self.targets)["NDCG@10"]  # rank_users: eval mode inside
         self.history.append({"val_ndcg@10": ndcg, "train_s": round(train_s, 3),
                              "val_s": round(time.perf_counter() - t0, 3)})
         print(f"[{self.label}] epoch {len(self.history)}: val NDCG@10={ndcg:.4f} ({train_s:.1f}s train)", flush=True)
@@ -289,7 +285,7 @@ def run_rectools(model_name: str, params: tp.Dict[str, tp.Any], seed: int, data:
             "val_users": data.files["val_users"], "val_reco": str(out / "val_{epoch}.csv"), "k_val": K,
             "reco": str(out / "reco.csv"), "info": str(out / "info.json"),
             "transformer_layers_type": args.rectools_layers, "rectools_params": args.rectools_params}
-    if model_name == "hstu" and params.get("relative_time_attention", True):  # RecTools' default: time attention on
+    if MODELS[model_name](**params)._uses_times():  # the same settings make seqrec's model read times (HSTU)
         spec.update(val_context=data.files["val_context"], test_context=data.files["test_context"])
     (out / "spec.json").write_text(json.dumps(spec))
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}

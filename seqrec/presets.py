@@ -25,7 +25,10 @@ Sources (see ``../shared/BENCHMARKS.md`` of the project):
 
 The SASRec presets name ``PreLNTransformerLayers``, the block every one of their figures was
 measured with, since SASRecModel's default became ``SASRecTransformerLayers`` (RecTools' block,
-better at RecTools' settings); rerunning them with the other block is a new experiment.
+better at RecTools' settings); rerunning them with the other block is a new experiment. For the
+same reason they set ``use_key_padding_mask=True``: their figures were measured before causal
+models without a key mask attended to RecTools' padding keys (SASRecModel's default since then,
+see ``seqrec.nn.transformer``).
 - ``sasrec-ml-1m-esasrec`` / ``sasrec-beauty-esasrec``: eSASRec (Tikhonovich et al., "eSASRec:
   Enhancing Transformer-based Recommendations in a Modular Fashion", RecSys 2025): SASRec's
   training objective, LiGR layers (SwiGLU feed-forward of width 4d, gated residuals) and sampled
@@ -38,8 +41,8 @@ better at RecTools' settings); rerunning them with the other block is a new expe
   size 128 (their configs leave RecTools' default, which is 128), item ids only (their data has
   no item features), ``train_windows="last"`` (RecTools' behaviour), and a fixed number of epochs
   where the authors stopped early on validation recall@10 (patience 50) and kept the best
-  epoch; their ``use_key_padding_mask=True`` is left out, since with seqrec's right padding a
-  causal model never attends to padding anyway. Not yet benchmarked with seqrec.
+  epoch; ``use_key_padding_mask=True`` as in their configs (no padding keys). Not yet
+  benchmarked with seqrec.
 """
 
 from __future__ import annotations
@@ -59,11 +62,13 @@ PRESETS: tp.Dict[str, tp.Dict[str, tp.Any]] = {
         n_factors=64, n_blocks=2, n_heads=1, dropout_rate=0.1, session_max_len=200, batch_size=128, lr=2e-3,
         loss="softmax", epochs=100, item_net_block_types=_IDS_ONLY, train_windows="all",
         transformer_layers_type=PreLNTransformerLayers,
+        use_key_padding_mask=True,
     ),
     "sasrec-ml-1m-gbce": dict(
         n_factors=64, n_blocks=2, n_heads=1, dropout_rate=0.0, session_max_len=200, batch_size=128, lr=2e-3,
         loss="gBCE", n_negatives=256, gbce_t=0.75, epochs=100, item_net_block_types=_IDS_ONLY, train_windows="all",
         transformer_layers_type=PreLNTransformerLayers,
+        use_key_padding_mask=True,
     ),
     "bert4rec-ml-1m": dict(
         n_factors=64, n_blocks=2, n_heads=2, dropout_rate=0.1, session_max_len=200, batch_size=128, lr=2e-3,
@@ -73,6 +78,7 @@ PRESETS: tp.Dict[str, tp.Dict[str, tp.Any]] = {
         n_factors=64, n_blocks=2, n_heads=1, dropout_rate=0.5, session_max_len=50, batch_size=128, lr=1e-3,
         loss="softmax", epochs=200, item_net_block_types=_IDS_ONLY,
         transformer_layers_type=PreLNTransformerLayers,
+        use_key_padding_mask=True,
     ),
     "bert4rec-beauty": dict(
         n_factors=64, n_blocks=2, n_heads=2, dropout_rate=0.5, session_max_len=50, batch_size=128, lr=1e-3,
@@ -82,16 +88,19 @@ PRESETS: tp.Dict[str, tp.Dict[str, tp.Any]] = {
         n_factors=64, n_blocks=2, n_heads=1, dropout_rate=0.1, session_max_len=200, batch_size=128, lr=1e-3,
         loss="sampled_softmax", n_negatives=256, epochs=100, item_net_block_types=_IDS_ONLY,
         transformer_layers_type=LiGRLayers, transformer_layers_kwargs={"ff_multiplier": 4},
+        use_key_padding_mask=True,
     ),
     "sasrec-beauty-esasrec": dict(
         n_factors=256, n_blocks=1, n_heads=1, dropout_rate=0.2, session_max_len=50, batch_size=128, lr=1e-3,
         loss="sampled_softmax", n_negatives=256, epochs=200, item_net_block_types=_IDS_ONLY,
         transformer_layers_type=LiGRLayers, transformer_layers_kwargs={"ff_multiplier": 4},
+        use_key_padding_mask=True,
     ),
     "sasrec-ml-latest-small": dict(
         n_factors=64, n_blocks=2, n_heads=1, dropout_rate=0.2, session_max_len=100, batch_size=64, lr=1e-3,
         loss="softmax", epochs=50, item_net_block_types=_IDS_ONLY,
         transformer_layers_type=PreLNTransformerLayers,
+        use_key_padding_mask=True,
     ),
     "bert4rec-ml-latest-small": dict(
         n_factors=64, n_blocks=2, n_heads=2, dropout_rate=0.2, session_max_len=100, batch_size=64, lr=1e-3,

@@ -137,3 +137,71 @@ def test_models_train_with_each_layer_type(cls, layers_type):
     reco = model.recommend(expected.index, ds, k=1, filter_viewed=False)
     accuracy = (reco.set_index(Columns.User)[Columns.Item].reindex(expected.index) == expected).mean()
     assert accuracy >= (0.95 if cls is SASRecModel else 0.85), accuracy
+
+
+# ------------------------------------------------------------------ padding keys (RecTools' left layout)
+def _with_attention_biases(net, seed=1):
+    """Non-zero attention biases: a padding row's key and value are then more than zeros."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for block in net.blocks:
+            block.attn.qkv.bias.copy_(torch.randn(block.attn.qkv.bias.shape, generator=g))
+    return net
+
+
+@pytest.mark.parametrize("layers_type", [SASRecTransformerLayers, PreLNTransformerLayers, LiGRLayers])
+def test_padding_keys_are_rectools_left_layout(layers_type):
+    # causal without a key padding mask: the stack runs on the left layout of width max_len, each
+    # padding row holding its position vector only (positions counted back from the newest item)
+    net = _with_attention_biases(_net(layers_type, causal=True, key_padding=False, max_len=10))
+    rng = np.random.default_rng(3)
+    tokens, lengths = _tokens(rng, 6, 7)
+    L = net.max_len
+    with torch.no_grad():
+        vocab = torch.cat([torch.zeros_like(net.special), net.item_table()])
+        x = torch.zeros(6, L, 16)
+        valid = torch.zeros(6, L, dtype=torch.bool)
+        for b, n in enumerate(lengths):
+            for j in range(L):
+                x[b, j] = net.pos_emb.weight[L - 1 - j]
+                if j >= L - n:
+                    x[b, j] += vocab[tokens[b, j - (L - n)]]
+                    valid[b, j] = True
+        expected = net.layers(x, None, True, valid=valid)
+        got = net.encode(tokens, net.item_table())
+        fast = net.last_vectors(tokens, net.item_table())
+    for b, n in enumerate(lengths):
+        torch.testing.assert_close(got[b, :n], expected[b, L - n:], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(fast[b], expected[b, -1], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("key_padding", [False, True])
+def test_padding_keys_are_attended_only_without_key_mask(key_padding):
+    # the same history and weights in a network of a smaller max_len: fewer padding keys
+    long = _with_attention_biases(_net(SASRecTransformerLayers, True, key_padding, max_len=10))
+    short = _with_attention_biases(_net(SASRecTransformerLayers, True, key_padding, max_len=6))
+    state = long.state_dict()
+    state["pos_emb.weight"] = state["pos_emb.weight"][:6]
+    short.load_state_dict(state)
+    tokens = torch.as_tensor([[2, 5, 7, PAD, PAD, PAD]])
+    with torch.no_grad():
+        a = long.last_vectors(tokens, long.item_table())
+        b = short.last_vectors(tokens, short.item_table())
+        wide = long.last_vectors(torch.cat([tokens, torch.zeros(1, 4, dtype=torch.long)], 1), long.item_table())
+    torch.testing.assert_close(wide, a)  # the batch's width never matters
+    assert torch.allclose(a, b, atol=1e-5) == key_padding
+
+
+@pytest.mark.parametrize("layers_type,sees_positions", [(SASRecTransformerLayers, False), (PreLNTransformerLayers, True),
+                                                        (LiGRLayers, True)])
+def test_padding_rows_read_positions_as_in_rectools(layers_type, sees_positions):
+    # RecTools' SASRec layers zero the padding rows before every block (their padding keys are the
+    # projections of a zero row); its pre-LN and LiGR layers let the padding rows (their position
+    # vectors) flow through the blocks
+    net = _with_attention_biases(_net(layers_type, causal=True, key_padding=False, max_len=10))
+    tokens = torch.as_tensor([[2, 5, 7, PAD]])
+    with torch.no_grad():
+        before = net.last_vectors(tokens, net.item_table())
+        net.pos_emb.weight[3:] += torch.randn(7, 16, generator=torch.Generator().manual_seed(0))  # padding rows' only
+        after = net.last_vectors(tokens, net.item_table())
+    assert (not torch.allclose(before, after, atol=1e-5)) == sees_positions

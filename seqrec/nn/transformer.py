@@ -5,10 +5,23 @@ then padding. Token ``PAD`` is padding, ``MASK`` is BERT4Rec's mask token and ca
 is token ``i + N_SPECIAL``. Special tokens belong to the network: they never enter the user's id
 map and are never scored. Positions are counted backwards from the last real token, so the
 newest item always sits at position 0 whatever the padding.
+
+Padding keys. RecTools pads on the left to ``session_max_len`` and, with causal attention and no
+key padding mask (its SASRec default, ``use_key_padding_mask=False``), every query also attends
+to the ``session_max_len - length`` padding positions before the history: keys that carry no
+item, only their positions (and, in RecTools' SASRec layers, the projections' biases), which the
+model learns to use as a place to put attention that no item deserves. It is not neutral: at
+RecTools' settings it decides a fifth of the NDCG@10 on Amazon Beauty with gBCE
+(``docs/benchmarks.md``). ``TransformerNet`` reproduces it exactly in that setting: the layer
+stack runs on the left-padded layout of width ``max_len`` (padding rows: their position vector
+only, positions counted back from the newest item as for real rows), and the outputs are moved
+back to the right-padded layout. With ``use_key_padding_mask=True`` (or bidirectional attention)
+padding is never attended to and the stack runs on the right-padded tokens as they are.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 import typing as tp
 
@@ -62,6 +75,9 @@ class TransformerNet(nn.Module):
         self.n_factors = n_factors
         self.use_causal_attn = use_causal_attn
         self.use_key_padding_mask = use_key_padding_mask
+        self.max_len = max_len
+        # RecTools' causal layout without a key mask: padding keys before the history (module docstring)
+        self.padding_keys = use_causal_attn and not use_key_padding_mask
         # learned vectors of the special tokens; PAD is overwritten with zeros when used
         self.special = nn.Parameter(torch.zeros(N_SPECIAL, n_factors))
         self.pos_emb = nn.Embedding(max_len, n_factors) if use_pos_emb else None
@@ -69,6 +85,10 @@ class TransformerNet(nn.Module):
         options = layers_type.layer_arguments(layers_options, ff_multiplier, activation)
         ff_multiplier, activation = options.pop("ff_multiplier"), options.pop("activation")
         self.layers = layers_type(n_blocks, n_factors, n_heads, dropout, ff_multiplier, activation, **options)
+        # stacks written before the left layout take no ``valid`` argument
+        self._layers_take_valid = "valid" in inspect.signature(self.layers.forward).parameters
+        self._last_takes_valid = self._layers_take_valid and (
+            "valid" in inspect.signature(self.layers.forward_last).parameters)
         self.reset_parameters()
 
     @property
@@ -107,9 +127,47 @@ class TransformerNet(nn.Module):
         Vector ``t`` of a sequence summarises its tokens ``0..t`` (causal attention) or all of its
         real tokens (bidirectional attention); padding never influences real positions.
         """
+        if self.padding_keys:
+            x, valid, shift = self._embed_left(tokens, item_table)
+            h = self._stack(x, valid)  # (B, max_len, d), left-padded
+            return self._to_right(h, shift, tokens.shape[1]) * (tokens != PAD).unsqueeze(-1).to(h.dtype)
         x, valid = self._embed(tokens, item_table)
         attn_mask, is_causal = self.attention_mask(valid)
         return self.layers(x, attn_mask, is_causal)
+
+    def _stack(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """The layer stack on left-padded input ``(B, max_len, d)``: causal, padding keys visible."""
+        if self._layers_take_valid:
+            return self.layers(x, None, True, valid=valid)
+        return self.layers(x, None, True)
+
+    def _embed_left(self, tokens: torch.Tensor, item_table: torch.Tensor
+                    ) -> tp.Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """RecTools' left layout of right-padded ``tokens`` ``(B, W)``: input vectors ``(B, max_len, d)``
+        (item + position at real rows, the position alone at padding rows, dropout), the real rows
+        ``(B, max_len)`` and each sequence's shift ``(B, 1)`` (left column = right column + shift)."""
+        B, W = tokens.shape
+        L = self.max_len
+        if W > L:
+            raise ValueError(f"sequences of {W} tokens are longer than the network's max_len "
+                             f"({L}, the model's session_max_len)")
+        shift = (L - (tokens != PAD).sum(dim=1, keepdim=True))  # (B, 1)
+        cols = torch.arange(L, device=tokens.device)  # (L,)
+        valid = cols >= shift  # (B, L)
+        src = (cols - shift).clamp(min=0, max=max(W - 1, 0))  # right column read by each left column
+        left = torch.where(valid, tokens.gather(1, src), PAD) if W else torch.full((B, L), PAD, device=tokens.device)
+        vocab = torch.cat([self.special, item_table], dim=0)  # (N_SPECIAL + n_items, d)
+        x = F.embedding(left, vocab) * valid.unsqueeze(-1).to(vocab.dtype)  # (B, L, d), PAD rows zero
+        if self.pos_emb is not None:
+            x = x + self.pos_emb(L - 1 - cols).unsqueeze(0)  # the newest item (last column) at position 0
+        return self.emb_drop(x), valid, shift
+
+    @staticmethod
+    def _to_right(h: torch.Tensor, shift: torch.Tensor, width: int) -> torch.Tensor:
+        """Left-padded ``(B, L, d)`` back to the right-padded layout ``(B, width, d)`` (padding rows arbitrary)."""
+        cols = torch.arange(width, device=h.device)
+        src = (cols + shift).clamp(max=h.shape[1] - 1)  # (B, width)
+        return h.gather(1, src.unsqueeze(-1).expand(-1, -1, h.shape[-1]))
 
     def _embed(self, tokens: torch.Tensor, item_table: torch.Tensor) -> tp.Tuple[torch.Tensor, torch.Tensor]:
         """Input vectors ``(B, L, d)`` (token + position, dropout, zero at padding) and the real-token mask."""
@@ -142,8 +200,8 @@ class TransformerNet(nn.Module):
         """Vector at the last real token of each sequence, ``(B, d)``: ``encode(tokens)[b, last_b]``.
 
         In eval mode it computes less for the same result: the trailing padding columns that no
-        sequence uses are cut (when padding cannot influence real positions: causal attention or
-        a key padding mask), and the layer stack's ``forward_last`` computes only the one query
+        sequence uses are cut (when padding cannot influence real positions: with a key padding
+        mask; with padding keys the stack runs on the left layout of width ``max_len``), and the layer stack's ``forward_last`` computes only the one query
         position per sequence in its last block (every stack of :mod:`seqrec.nn.layers`; a stack
         without that shortcut falls back to its full forward).
         """
@@ -151,6 +209,13 @@ class TransformerNet(nn.Module):
             h = self.encode(tokens, item_table)  # (B, L, d)
             last = ((tokens != PAD).sum(dim=1) - 1).clamp(min=0)  # (B,)
             return h[torch.arange(len(tokens), device=tokens.device), last]
+        if self.padding_keys:
+            # left layout: the newest item is the last column, whose causal query sees every key
+            x, valid, _ = self._embed_left(tokens, item_table)
+            last = torch.full((len(tokens),), self.max_len - 1, dtype=torch.long, device=tokens.device)
+            if self._last_takes_valid:
+                return self.layers.forward_last(x, last, None, True, None, valid=valid)
+            return self.layers.forward_last(x, last, None, True, None)
         lengths = (tokens != PAD).sum(dim=1)  # (B,)
         if self.use_causal_attn or self.use_key_padding_mask:
             longest = max(1, int(lengths.max())) if len(tokens) else 1

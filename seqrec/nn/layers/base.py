@@ -161,19 +161,31 @@ class TransformerLayersBase(nn.Module):
         values.update(cls.check_options(options))
         return values
 
-    def forward(self, x: torch.Tensor, attn_mask: tp.Optional[torch.Tensor], is_causal: bool) -> torch.Tensor:
+    #: With left padding (RecTools' causal layout, see :class:`~seqrec.nn.transformer.TransformerNet`),
+    #: True: the padding rows are set to zero before every block and before the final
+    #: normalisation, as RecTools' SASRec layers do (their padding keys are then the key and value
+    #: projections of a zero row); False: the padding rows flow through the blocks like the others.
+    zero_padding_rows: tp.ClassVar[bool] = False
+
+    def forward(self, x: torch.Tensor, attn_mask: tp.Optional[torch.Tensor], is_causal: bool,
+                valid: tp.Optional[torch.Tensor] = None) -> torch.Tensor:
         """Sequence vectors ``(B, L, d)`` of the input vectors ``x`` ``(B, L, d)``; ``attn_mask``
-        ``(B, 1, L, L)`` boolean (True = may attend) or None, ``is_causal`` for causal attention."""
+        ``(B, 1, L, L)`` boolean (True = may attend) or None, ``is_causal`` for causal attention;
+        ``valid`` ``(B, L)``, the real positions, is given only with left padding (where padding
+        rows are keys). A stack whose ``forward`` has no ``valid`` argument is called without it."""
         raise NotImplementedError
 
     def forward_last(self, x: torch.Tensor, pos: torch.Tensor, attn_mask: tp.Optional[torch.Tensor],
-                     is_causal: bool, keys: tp.Optional[torch.Tensor]) -> torch.Tensor:
+                     is_causal: bool, keys: tp.Optional[torch.Tensor],
+                     valid: tp.Optional[torch.Tensor] = None) -> torch.Tensor:
         """``forward(x, attn_mask, is_causal)[b, pos[b]]``, ``(B, d)``, in eval mode.
 
         ``keys`` ``(B, 1, 1, L)`` (or None) are the keys the query at ``pos`` may attend to, for
         stacks that compute only that query in their last block; this fallback ignores it.
+        ``valid`` as in :meth:`forward`.
         """
-        return _rows(self.forward(x, attn_mask, is_causal), pos)
+        out = self.forward(x, attn_mask, is_causal) if valid is None else self.forward(x, attn_mask, is_causal, valid=valid)
+        return _rows(out, pos)
 
 
 class _BlockStack(TransformerLayersBase):
@@ -183,18 +195,25 @@ class _BlockStack(TransformerLayersBase):
     blocks: nn.ModuleList
     ln_out: nn.Module
 
-    def forward(self, x: torch.Tensor, attn_mask: tp.Optional[torch.Tensor], is_causal: bool) -> torch.Tensor:
+    def _zero(self, x: torch.Tensor, valid: tp.Optional[torch.Tensor]) -> torch.Tensor:
+        # (B, L, d): padding rows to zero, where this stack does so (see zero_padding_rows)
+        return x if valid is None or not self.zero_padding_rows else x * valid.unsqueeze(-1).to(x.dtype)
+
+    def forward(self, x: torch.Tensor, attn_mask: tp.Optional[torch.Tensor], is_causal: bool,
+                valid: tp.Optional[torch.Tensor] = None) -> torch.Tensor:
         for block in self.blocks:
-            x = block(x, attn_mask, is_causal)
-        return self.ln_out(x)
+            x = block(self._zero(x, valid), attn_mask, is_causal)
+        return self.ln_out(self._zero(x, valid))
 
     def forward_last(self, x: torch.Tensor, pos: torch.Tensor, attn_mask: tp.Optional[torch.Tensor],
-                     is_causal: bool, keys: tp.Optional[torch.Tensor]) -> torch.Tensor:
+                     is_causal: bool, keys: tp.Optional[torch.Tensor],
+                     valid: tp.Optional[torch.Tensor] = None) -> torch.Tensor:
         if len(self.blocks) == 0:
             return self.ln_out(_rows(x, pos))
         for block in self.blocks[:-1]:
-            x = block(x, attn_mask, is_causal)
-        return self.ln_out(self.blocks[-1].forward_one(x, pos, keys))
+            x = block(self._zero(x, valid), attn_mask, is_causal)
+        # the query position is a real one: no zeroing after the last block
+        return self.ln_out(self.blocks[-1].forward_one(self._zero(x, valid), pos, keys))
 
 
 def check_layers_type(value: tp.Any, name: str = "transformer_layers_type") -> None:

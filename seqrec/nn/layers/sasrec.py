@@ -32,7 +32,10 @@ class SASRecBlock(PreLNBlock):
 
 
 class SASRecTransformerLayers(_BlockStack):
-    """Blocks of the original SASRec code and a final LayerNorm (SASRec's default in RecTools)."""
+    """Blocks of the original SASRec code and a final LayerNorm (SASRec's default in RecTools).
+    With left padding the padding rows are zero at the input of every block, as in RecTools."""
+
+    zero_padding_rows = True
 
     def __init__(self, n_blocks: int, n_factors: int, n_heads: int, dropout: float, ff_multiplier: int = 1,
                  activation: str = "relu") -> None:

@@ -1,0 +1,272 @@
+"""Bisection of a parity gap between seqrec and RecTools 0.19: one plain PyTorch training loop in
+which the network and the loss can each come from either library.
+
+Runs in an environment that has both packages (RecTools' pins: numpy < 2, pandas < 3), e.g. a
+venv with ``rectools[torch]==0.19.0 lightning safetensors typer pyyaml`` and this checkout on
+``PYTHONPATH``. The data are the leave-one-out split of ``parity.py``; the training samples are
+each user's last ``L + 1`` training items (users with at least two), the catalog the items they
+hold, as in both libraries; batches are shuffled per epoch, Adam (lr 1e-3, betas 0.9/0.98).
+
+- ``--net rectools``: RecTools' own modules (``IdEmbeddingsItemNet`` in ``SumOfEmbeddingsConstructor``,
+  ``LearnableInversePositionalEncoding``, ``SASRecTransformerLayers``, ``TransformerTorchBackbone``)
+  on left-padded sequences, Xavier-normal on every matrix as RecTools' ``on_train_start``;
+  ``--net seqrec``: seqrec's ``TransformerNet`` with ``SASRecTransformerLayers`` on right-padded tokens.
+- ``--loss rectools``: negatives drawn ``(B, L, K)`` over every position as RecTools' sampler does,
+  RecTools' gBCE transform and BCE reduction (its own functions); ``--loss seqrec``:
+  ``seqrec.nn.losses.bce_loss`` on the positions with a target.
+
+Validation and test NDCG@10 (papers' convention, history filtered, full catalog) on all users
+after every epoch (validation) and at the end (test). Example::
+
+    PYTHONPATH=. .venv-mix/bin/python benchmarks/loop_bisect.py --net rectools --loss rectools --seed 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import types
+import typing as tp
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
+
+from seqrec import Columns  # noqa: E402
+
+
+def windows(indptr: np.ndarray, items: np.ndarray, L: int) -> list:
+    out = []
+    for u in range(len(indptr) - 1):
+        seq = items[indptr[u]:indptr[u + 1]]
+        if len(seq) >= 2:
+            out.append(seq[-(L + 1):])
+    return out
+
+
+def left_pad(seqs: list, L: int) -> np.ndarray:
+    x = np.zeros((len(seqs), L), np.int64)
+    for i, s in enumerate(seqs):
+        s = s[-L:]
+        if len(s):
+            x[i, L - len(s):] = s
+    return x
+
+
+def right_pad(seqs: list, L: int) -> np.ndarray:
+    x = np.zeros((len(seqs), L), np.int64)
+    for i, s in enumerate(seqs):
+        s = s[-L:]
+        x[i, :len(s)] = s
+    return x
+
+
+class RecToolsNet(torch.nn.Module):
+    """RecTools 0.19's SASRec backbone; ids: 0 = PAD, catalog item c = c + 1."""
+
+    def __init__(self, n_items: int, d: int, n_blocks: int, n_heads: int, dropout: float, L: int,
+                 key_padding_mask: bool = False) -> None:
+        super().__init__()
+        from rectools.models.nn.item_net import IdEmbeddingsItemNet, SumOfEmbeddingsConstructor
+        from rectools.models.nn.transformers.net_blocks import LearnableInversePositionalEncoding
+        from rectools.models.nn.transformers.sasrec import SASRecTransformerLayers
+        from rectools.models.nn.transformers.similarity import DistanceSimilarityModule
+        from rectools.models.nn.transformers.torch_backbone import TransformerTorchBackbone
+        item_model = SumOfEmbeddingsConstructor(n_items + 1, [IdEmbeddingsItemNet(d, n_items + 1, dropout)])
+        self.backbone = TransformerTorchBackbone(
+            n_heads=n_heads, dropout_rate=dropout, item_model=item_model,
+            pos_encoding_layer=LearnableInversePositionalEncoding(True, L, d),
+            transformer_layers=SASRecTransformerLayers(n_blocks, d, n_heads, dropout),
+            similarity_module=DistanceSimilarityModule("dot"), use_causal_attn=True, use_key_padding_mask=key_padding_mask)
+        for p in self.backbone.parameters():  # RecTools' on_train_start
+            if p.dim() > 1:
+                torch.nn.init.xavier_normal_(p)
+        self.left = True
+
+    def forward(self, x: torch.Tensor) -> tuple:
+        """x (B, L) left-padded RecTools ids -> (h (B, L, d), catalog table (n_items, d))."""
+        embs = self.backbone.item_model.get_all_embeddings()  # (n_items + 1, d)
+        return self.backbone.encode_sessions({"x": x}, embs), embs[1:]
+
+
+class RecToolsLayers(torch.nn.Module):
+    """RecTools' ``SASRecTransformerLayers`` behind seqrec's layer interface: the right-padded input
+    (zero at padding) is moved to left padding, run with RecTools' causal mask and no key mask, and
+    moved back."""
+
+    def __init__(self, n_blocks: int, d: int, n_heads: int, dropout: float) -> None:
+        super().__init__()
+        from rectools.models.nn.transformers.sasrec import SASRecTransformerLayers
+        self.layers = SASRecTransformerLayers(n_blocks, d, n_heads, dropout)
+        for p in self.layers.parameters():  # RecTools' init
+            if p.dim() > 1:
+                torch.nn.init.xavier_normal_(p)
+
+    def forward(self, x: torch.Tensor, attn_mask: tp.Any, is_causal: bool) -> torch.Tensor:
+        B, L, _ = x.shape
+        lengths = (x.abs().sum(-1) != 0).sum(1)  # (B,)
+        shift = (L - lengths).unsqueeze(1)  # (B, 1)
+        j = torch.arange(L).unsqueeze(0)  # (1, L)
+        src = (j - shift).clamp(min=0)  # left position j reads right position j - shift
+        left = x.gather(1, src.unsqueeze(-1).expand_as(x)) * (j >= shift).unsqueeze(-1)
+        mask = ~torch.tril(torch.ones(L, L, dtype=torch.bool))
+        out = self.layers(left, (j >= shift).unsqueeze(-1), mask, None)
+        back = (j + shift).clamp(max=L - 1)  # right position j reads left position j + shift
+        return out.gather(1, back.unsqueeze(-1).expand_as(out))
+
+
+class SeqrecNet(torch.nn.Module):
+    def __init__(self, n_items: int, d: int, n_blocks: int, n_heads: int, dropout: float, L: int,
+                 rectools_layers: bool = False) -> None:
+        super().__init__()
+        from seqrec import SASRecTransformerLayers
+        from seqrec.nn.item_net import IdEmbeddingsItemNet, SumItemNet
+        from seqrec.nn.transformer import TransformerNet
+        self.net = TransformerNet(SumItemNet([IdEmbeddingsItemNet(n_items, d)]), d, n_blocks, n_heads, dropout, L,
+                                  layers_type=SASRecTransformerLayers)
+        if rectools_layers:
+            self.net.layers = RecToolsLayers(n_blocks, d, n_heads, dropout)
+        self.left = False
+
+    def forward(self, x: torch.Tensor) -> tuple:
+        """x (B, L) right-padded RecTools ids (0 = PAD) -> seqrec tokens (item c -> c + 2)."""
+        tokens = torch.where(x > 0, x + 1, 0)
+        table = self.net.item_table()
+        return self.net.encode(tokens, table), table
+
+
+def loss_rectools(h: torch.Tensor, table: torch.Tensor, y: torch.Tensor, K: int, t: float) -> torch.Tensor:
+    """RecTools' gBCE: negatives (B, L, K) over [1, n_items], its transform and reduction."""
+    from rectools.models.nn.transformers.lightning import TransformerLightningModuleBase as M
+    from seqrec.nn.losses import sampled_logits
+    B, L, _ = h.shape
+    n_items = table.shape[0]
+    neg = torch.randint(1, n_items + 1, (B, L, K))
+    valid = y > 0
+    cand = torch.cat([y.unsqueeze(-1), neg], dim=-1)[valid] - 1  # (N, 1 + K) catalog ids
+    logits = sampled_logits(h[valid], table, cand[:, 0], cand[:, 1:])  # (N, 1 + K)
+    fake = types.SimpleNamespace(data_preparator=types.SimpleNamespace(n_negatives=K), gbce_t=t)
+    logits = M._get_reduced_overconfidence_logits(fake, logits.unsqueeze(0), n_items).float()
+    ones = torch.ones(1, logits.shape[1])
+    return M._calc_bce_loss(logits, ones, ones)
+
+
+def loss_seqrec(h: torch.Tensor, table: torch.Tensor, y: torch.Tensor, K: int, t: float) -> torch.Tensor:
+    from seqrec.nn.losses import bce_loss
+    valid = y > 0
+    return bce_loss(h[valid], table, y[valid] - 1, K, t)
+
+
+@torch.no_grad()
+def ndcg(net: torch.nn.Module, hist: list, targets: np.ndarray, L: int, n_total: int, bs: int = 1024) -> float:
+    """Mean NDCG@10 over ``n_total`` users (those without a known target count 0)."""
+    net.eval()
+    total = 0.0
+    pad = left_pad if net.left else right_pad
+    for s in range(0, len(hist), bs):
+        chunk, tgt = hist[s:s + bs], torch.as_tensor(targets[s:s + bs])
+        x = torch.as_tensor(pad([c + 1 for c in chunk], L))
+        h, table = net(x)
+        last = torch.full((len(chunk),), L - 1) if net.left else ((x > 0).sum(1) - 1).clamp(min=0)
+        scores = h[torch.arange(len(chunk)), last] @ table.T  # (B, n_items)
+        for i, c in enumerate(chunk):
+            scores[i, torch.as_tensor(c, dtype=torch.long)] = -np.inf
+        ts = scores.gather(1, tgt.view(-1, 1).clamp(min=0))
+        rank = (scores > ts).sum(1) + 1
+        hit = (rank <= 10) & (tgt >= 0)
+        total += float((hit.float() / torch.log2(rank.float() + 1)).sum())
+    net.train()
+    return total / n_total
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--net", choices=["rectools", "seqrec", "rectools-keymask", "seqrec-rtlayers"], required=True)
+    p.add_argument("--loss", choices=["rectools", "seqrec"], required=True)
+    p.add_argument("--dataset", default="beauty")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--out", default=None)
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    from parity import DATASETS, load_split
+    from quality import DEFAULT_DATA_DIR
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        split = load_split(args.dataset, argparse.Namespace(data_dir=DEFAULT_DATA_DIR, val_users=0, val_seed=0),
+                           Path(tmp)).split
+    L, d, K, t, bs = 50, 64, 256, 0.75, 128
+    train_ds, test_ds = split["train_ds"], split["test_ds"]
+    inter = train_ds.interactions
+    wins = windows(inter.indptr, inter.items, L)
+    catalog = np.unique(np.concatenate(wins))  # train_ds item ids
+    to_cat = np.full(train_ds.n_items, -1, np.int64)
+    to_cat[catalog] = np.arange(len(catalog))
+    wins = [to_cat[w] for w in wins]
+    n_items = len(catalog)
+    ext_catalog = train_ds.item_id_map.external_ids[catalog]
+    print(f"{len(wins)} windows, {n_items} catalog items", flush=True)
+
+    def histories(ds, users_ext, target_ext):
+        cat_of = {e: i for i, e in enumerate(ext_catalog)}
+        rows = ds.user_id_map.to_internal(users_ext)
+        ids = ds.item_id_map.external_ids
+        hist, tg = [], []
+        for r, te in zip(rows, target_ext):
+            seq = ds.interactions.items[ds.interactions.indptr[r]:ds.interactions.indptr[r + 1]]
+            c = np.array([cat_of.get(e, -1) for e in ids[seq]], np.int64)
+            hist.append(c[c >= 0])
+            tg.append(cat_of.get(te, -1))
+        return hist, np.array(tg)
+
+    val = split["val"][split["val"][Columns.User].isin(train_ds.user_id_map.external_ids)]
+    val_h, val_t = histories(train_ds, val[Columns.User].to_numpy(), val[Columns.Item].to_numpy())
+    test = split["test"]
+    test_h, test_t = histories(test_ds, test[Columns.User].to_numpy(), test[Columns.Item].to_numpy())
+
+    torch.manual_seed(args.seed)
+    np.random.seed(args.seed)
+    nets = {"rectools": RecToolsNet, "seqrec": SeqrecNet,
+            "rectools-keymask": lambda *a: RecToolsNet(*a, key_padding_mask=True),
+            "seqrec-rtlayers": lambda *a: SeqrecNet(*a, rectools_layers=True)}
+    net = nets[args.net](n_items, d, 2, 1, 0.2, L)
+    loss_fn = loss_rectools if args.loss == "rectools" else loss_seqrec
+    seqs = [w + 1 for w in wins]  # RecTools ids
+    xs = [s[:-1] for s in seqs]
+    ys = [s[1:] for s in seqs]
+    pad = left_pad if net.left else right_pad
+    X, Y = torch.as_tensor(pad(xs, L)), torch.as_tensor(pad(ys, L))
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3, betas=(0.9, 0.98))
+    curve = []
+    for epoch in range(args.epochs):
+        t0 = time.perf_counter()
+        perm = torch.randperm(len(X))
+        total = 0.0
+        for s in range(0, len(X), bs):
+            idx = perm[s:s + bs]
+            h, table = net(X[idx])
+            loss = loss_fn(h, table, Y[idx], K, t)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += float(loss)
+        v = ndcg(net, val_h, val_t, L, len(val_t))
+        curve.append(round(v, 4))
+        print(f"epoch {epoch + 1}: loss {total / (len(X) / bs):.5f} val NDCG@10 {v:.4f} "
+              f"({time.perf_counter() - t0:.0f} s)", flush=True)
+    test_ndcg = ndcg(net, test_h, test_t, L, len(test_t))
+    print(f"RESULT net={args.net} loss={args.loss} seed={args.seed} test NDCG@10 {test_ndcg:.4f} val {curve}",
+          flush=True)
+    if args.out:
+        with open(args.out, "a") as f:
+            f.write(json.dumps({"net": args.net, "loss": args.loss, "seed": args.seed, "dataset": args.dataset,
+                                "test_ndcg10": test_ndcg, "val_curve": curve}) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -9,6 +9,11 @@ padding keys of its sequence, whose input is zero, so each of them has key ``b_k
 sees padding; this stack adds those keys back as one extra key ``b_k`` with value ``b_v`` and the
 additive logit ``log(L - length)`` (``L - length`` equal keys weigh as one key with that bias),
 and none where the sequence is full. Otherwise it is :class:`seqrec.SASRecTransformerLayers`.
+
+Since seqrec itself runs causal models without a key padding mask on RecTools' left layout (with
+its padding keys, ``seqrec.nn.transformer``), ``PaddingSinkSASRecLayers`` and
+``LeftPaddedSASRecLayers`` reproduce the old right-padded path plus their own padding keys only
+with ``--seqrec-param use_key_padding_mask=true``; without it they would add a second set.
 """
 
 from __future__ import annotations

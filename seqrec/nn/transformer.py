@@ -148,9 +148,7 @@ class TransformerNet(nn.Module):
         ``(B, max_len)`` and each sequence's shift ``(B, 1)`` (left column = right column + shift)."""
         B, W = tokens.shape
         L = self.max_len
-        if W > L:
-            raise ValueError(f"sequences of {W} tokens are longer than the network's max_len "
-                             f"({L}, the model's session_max_len)")
+        self._check_width(W, L)
         shift = (L - (tokens != PAD).sum(dim=1, keepdim=True))  # (B, 1)
         cols = torch.arange(L, device=tokens.device)  # (L,)
         valid = cols >= shift  # (B, L)
@@ -163,6 +161,12 @@ class TransformerNet(nn.Module):
         return self.emb_drop(x), valid, shift
 
     @staticmethod
+    def _check_width(width: int, max_len: int) -> None:
+        if width > max_len:
+            raise ValueError(f"sequences of {width} tokens are longer than the network's max_len "
+                             f"({max_len}, the model's session_max_len)")
+
+    @staticmethod
     def _to_right(h: torch.Tensor, shift: torch.Tensor, width: int) -> torch.Tensor:
         """Left-padded ``(B, L, d)`` back to the right-padded layout ``(B, width, d)`` (padding rows arbitrary)."""
         cols = torch.arange(width, device=h.device)
@@ -172,9 +176,8 @@ class TransformerNet(nn.Module):
     def _embed(self, tokens: torch.Tensor, item_table: torch.Tensor) -> tp.Tuple[torch.Tensor, torch.Tensor]:
         """Input vectors ``(B, L, d)`` (token + position, dropout, zero at padding) and the real-token mask."""
         B, L = tokens.shape
-        if self.pos_emb is not None and L > self.pos_emb.num_embeddings:
-            raise ValueError(f"sequences of {L} tokens are longer than the network's max_len "
-                             f"({self.pos_emb.num_embeddings}, the model's session_max_len)")
+        if self.pos_emb is not None:
+            self._check_width(L, self.pos_emb.num_embeddings)
         valid = tokens != PAD  # (B, L)
         # (N_SPECIAL + n_items, d): special tokens first, then the catalog
         vocab = torch.cat([self.special, item_table], dim=0)
@@ -201,8 +204,9 @@ class TransformerNet(nn.Module):
 
         In eval mode it computes less for the same result: the trailing padding columns that no
         sequence uses are cut (when padding cannot influence real positions: with a key padding
-        mask; with padding keys the stack runs on the left layout of width ``max_len``), and the layer stack's ``forward_last`` computes only the one query
-        position per sequence in its last block (every stack of :mod:`seqrec.nn.layers`; a stack
+        mask; with padding keys the stack runs on the left layout of width ``max_len``), and the
+        layer stack's ``forward_last`` computes only the one query position per sequence in its
+        last block (every stack of :mod:`seqrec.nn.layers`; a stack
         without that shortcut falls back to its full forward).
         """
         if self.training:

@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
 from seqrec import Columns  # noqa: E402
+from seqrec.batching import windows as batch_windows  # noqa: E402
 
 
 def windows(indptr: np.ndarray, items: np.ndarray, L: int) -> list:
@@ -49,21 +50,20 @@ def windows(indptr: np.ndarray, items: np.ndarray, L: int) -> list:
     return out
 
 
-def left_pad(seqs: list, L: int) -> np.ndarray:
-    x = np.zeros((len(seqs), L), np.int64)
-    for i, s in enumerate(seqs):
-        s = s[-L:]
-        if len(s):
-            x[i, L - len(s):] = s
-    return x
-
-
 def right_pad(seqs: list, L: int) -> np.ndarray:
-    x = np.zeros((len(seqs), L), np.int64)
-    for i, s in enumerate(seqs):
-        s = s[-L:]
-        x[i, :len(s)] = s
-    return x
+    """The last ``L`` items of each sequence, right-padded with 0: ``(len(seqs), L)``."""
+    lengths = np.array([len(q) for q in seqs], dtype=np.int64)
+    ends = np.cumsum(lengths)
+    flat = np.concatenate(seqs).astype(np.int64) if len(seqs) else np.zeros(0, np.int64)
+    return batch_windows(flat, ends - lengths, ends, L, 0, 0)
+
+
+def left_pad(seqs: list, L: int) -> np.ndarray:
+    """The same windows left-padded (RecTools' layout)."""
+    right = right_pad(seqs, L)
+    shift = L - np.minimum([len(q) for q in seqs], L)  # (B,)
+    src = np.arange(L)[None, :] - shift[:, None]  # right column read by each left column
+    return np.where(src >= 0, np.take_along_axis(right, src.clip(min=0), axis=1), 0)
 
 
 class RecToolsNet(torch.nn.Module):

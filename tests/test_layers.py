@@ -205,3 +205,18 @@ def test_padding_rows_read_positions_as_in_rectools(layers_type, sees_positions)
         net.pos_emb.weight[3:] += torch.randn(7, 16, generator=torch.Generator().manual_seed(0))  # padding rows' only
         after = net.last_vectors(tokens, net.item_table())
     assert (not torch.allclose(before, after, atol=1e-5)) == sees_positions
+
+
+@pytest.mark.parametrize("n_blocks", [1, 2])
+def test_counted_padding_key_equals_the_left_layout(n_blocks):
+    # SASRec layers zero their padding rows, so their padding keys are all equal: inference runs
+    # on the real rows with one key counted max_len - length times, and must give the left layout's vectors
+    net = _with_attention_biases(_net(SASRecTransformerLayers, True, False, max_len=12, n_blocks=n_blocks))
+    assert net._padding_count
+    tokens, _ = _tokens(np.random.default_rng(7), 8, 12, max_real=9)
+    with torch.no_grad():
+        shortcut = net.last_vectors(tokens, net.item_table())
+        net._padding_count = False
+        left = net.last_vectors(tokens, net.item_table())
+    torch.testing.assert_close(shortcut, left, atol=1e-5, rtol=1e-5)
+    assert not _net(PreLNTransformerLayers, True, False)._padding_count  # its padding rows carry positions

@@ -86,9 +86,13 @@ class TransformerNet(nn.Module):
         ff_multiplier, activation = options.pop("ff_multiplier"), options.pop("activation")
         self.layers = layers_type(n_blocks, n_factors, n_heads, dropout, ff_multiplier, activation, **options)
         # stacks written before the left layout take no ``valid`` argument
-        self._layers_take_valid = "valid" in inspect.signature(self.layers.forward).parameters
-        self._last_takes_valid = self._layers_take_valid and (
-            "valid" in inspect.signature(self.layers.forward_last).parameters)
+        self._layers_take_valid = _accepts([self.layers.forward], "valid")
+        self._last_takes_valid = _accepts([self.layers.forward, self.layers.forward_last], "valid")
+        # inference shortcut for stacks whose padding rows are zero rows (their padding keys are all
+        # equal): the real rows alone, the padding keys as one counted key (``_BlockStack.forward_last``)
+        self._padding_count = self.padding_keys and self.layers.zero_padding_rows and _accepts(
+            [self.layers.forward_last] + [f for b in self.blocks for m in (b, getattr(b, "attn", b))
+                                          for f in (m.forward, m.forward_one)], "n_pad")
         self.reset_parameters()
 
     @property
@@ -204,16 +208,18 @@ class TransformerNet(nn.Module):
 
         In eval mode it computes less for the same result: the trailing padding columns that no
         sequence uses are cut (when padding cannot influence real positions: with a key padding
-        mask; with padding keys the stack runs on the left layout of width ``max_len``), and the
-        layer stack's ``forward_last`` computes only the one query position per sequence in its
-        last block (every stack of :mod:`seqrec.nn.layers`; a stack
-        without that shortcut falls back to its full forward).
+        mask; with padding keys, when the stack's padding rows are zero rows, as in
+        ``SASRecTransformerLayers``, whose equal padding keys then enter as one key counted
+        ``max_len - length`` times; other stacks run on the left layout of width ``max_len``), and
+        the layer stack's ``forward_last`` computes only the one query position per sequence in
+        its last block (every stack of :mod:`seqrec.nn.layers`; a stack without that shortcut falls
+        back to its full forward).
         """
         if self.training:
             h = self.encode(tokens, item_table)  # (B, L, d)
             last = ((tokens != PAD).sum(dim=1) - 1).clamp(min=0)  # (B,)
             return h[torch.arange(len(tokens), device=tokens.device), last]
-        if self.padding_keys:
+        if self.padding_keys and not self._padding_count:
             # left layout: the newest item is the last column, whose causal query sees every key
             x, valid, _ = self._embed_left(tokens, item_table)
             last = torch.full((len(tokens),), self.max_len - 1, dtype=torch.long, device=tokens.device)
@@ -221,6 +227,7 @@ class TransformerNet(nn.Module):
                 return self.layers.forward_last(x, last, None, True, None, valid=valid)
             return self.layers.forward_last(x, last, None, True, None)
         lengths = (tokens != PAD).sum(dim=1)  # (B,)
+        extra = {"n_pad": self.max_len - lengths} if self._padding_count else {}
         if self.use_causal_attn or self.use_key_padding_mask:
             longest = max(1, int(lengths.max())) if len(tokens) else 1
             tokens = tokens[:, :longest]  # right padding: the cut columns are padding only
@@ -232,7 +239,12 @@ class TransformerNet(nn.Module):
             keys = (torch.arange(tokens.shape[1], device=tokens.device) <= last.unsqueeze(1))[:, None, None, :]
         else:
             keys = attn_mask  # (B, 1, 1, L) key mask or None
-        return self.layers.forward_last(x, last, attn_mask, is_causal, keys)
+        return self.layers.forward_last(x, last, attn_mask, is_causal, keys, **extra)
+
+
+def _accepts(functions: tp.Sequence[tp.Callable[..., tp.Any]], name: str) -> bool:
+    """Whether every function has a parameter ``name``."""
+    return all(name in inspect.signature(f).parameters for f in functions)
 
 
 def eager_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: tp.Optional[torch.Tensor],

@@ -13,6 +13,7 @@ built-in stacks compute only that position in their last block (the inference fa
 
 from __future__ import annotations
 
+import math
 import typing as tp
 
 import torch
@@ -25,6 +26,11 @@ ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU}
 
 # RecTools' names of the shared options (its ``transformer_layers_kwargs`` keys) -> seqrec's
 RECTOOLS_OPTION_NAMES = {"ff_factors_multiplier": "ff_multiplier", "ff_activation": "activation"}
+
+
+def _given(n_pad: tp.Optional[torch.Tensor]) -> tp.Dict[str, torch.Tensor]:
+    """``{"n_pad": n_pad}``, or nothing when it is None (callees that do not know it stay callable)."""
+    return {} if n_pad is None else {"n_pad": n_pad}
 
 
 def _rows(x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
@@ -61,24 +67,54 @@ class SelfAttention(nn.Module):
         return self._heads(q), self._heads(k), self._heads(v)
 
     def forward(self, x: torch.Tensor, attn_mask: tp.Optional[torch.Tensor], is_causal: bool,
-                kv: tp.Optional[torch.Tensor] = None) -> torch.Tensor:
+                kv: tp.Optional[torch.Tensor] = None, n_pad: tp.Optional[torch.Tensor] = None) -> torch.Tensor:
+        """``n_pad`` ``(B,)``: see :meth:`_padding_key` (inference only)."""
         B, L, D = x.shape
         q, k, v = self.project(x, kv)
+        if n_pad is not None:
+            allowed = torch.ones(L, L, dtype=torch.bool, device=x.device)
+            allowed = allowed.tril() if is_causal else allowed
+            k, v, attn_mask = self._padding_key(k, v, allowed if attn_mask is None else allowed & attn_mask, n_pad)
+            is_causal = False
         y = F.scaled_dot_product_attention(
             q, k, v, attn_mask=attn_mask, is_causal=is_causal, dropout_p=self.dropout if self.training else 0.0
         )  # (B, H, L, D / H)
         return self.out(y.transpose(1, 2).reshape(B, L, D))
 
-    def forward_one(self, q_in: torch.Tensor, kv: torch.Tensor, keys: tp.Optional[torch.Tensor]) -> torch.Tensor:
+    def forward_one(self, q_in: torch.Tensor, kv: torch.Tensor, keys: tp.Optional[torch.Tensor],
+                    n_pad: tp.Optional[torch.Tensor] = None) -> torch.Tensor:
         """Attention output ``(B, D)`` of one query vector ``q_in`` ``(B, D)`` per sequence against
-        the keys/values of ``kv`` ``(B, L, D)`` allowed by ``keys`` ``(B, 1, 1, L)`` (None: all)."""
+        the keys/values of ``kv`` ``(B, L, D)`` allowed by ``keys`` ``(B, 1, 1, L)`` (None: all);
+        ``n_pad`` as in :meth:`_padding_key`."""
         B, L, D = kv.shape
         H = self.n_heads
         w, b = self.qkv.weight, self.qkv.bias
         q = F.linear(q_in, w[:D], b[:D]).view(B, H, 1, D // H)
         k, v = (self._heads(t) for t in F.linear(kv, w[D:], b[D:]).split(D, dim=-1))
+        if n_pad is not None:
+            allowed = torch.ones(1, L, dtype=torch.bool, device=kv.device) if keys is None else keys
+            k, v, keys = self._padding_key(k, v, allowed, n_pad)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=keys)  # (B, H, 1, D / H)
         return self.out(y.reshape(B, D))
+
+    def _padding_key(self, k: torch.Tensor, v: torch.Tensor, allowed: torch.Tensor, n_pad: torch.Tensor
+                     ) -> tp.Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Keys and values ``(B, H, 1 + L, D / H)`` and a float mask ``(B, 1, Lq, 1 + L)`` with one key in
+        front standing for ``n_pad`` ``(B,)`` padding keys whose input row is zero (key and value: the
+        projections' biases): ``n_pad`` equal keys weigh as one with the logit ``+ log(n_pad)``. With no
+        dropout (inference) this equals attending to the ``n_pad`` zero rows themselves. ``allowed``
+        ``(B or 1, 1, Lq, L)`` or ``(Lq, L)`` boolean: the other keys each query may attend to."""
+        B, H, _, dh = k.shape
+        D = H * dh
+        b = self.qkv.bias
+        k = torch.cat([b[D:2 * D].view(1, H, 1, dh).expand(B, -1, -1, -1).to(k.dtype), k], dim=2)
+        v = torch.cat([b[2 * D:].view(1, H, 1, dh).expand(B, -1, -1, -1).to(v.dtype), v], dim=2)
+        n = n_pad.to(k.dtype)
+        sink = torch.where(n > 0, n.clamp(min=1).log(), torch.full_like(n, -math.inf))  # (B,)
+        rest = torch.zeros(allowed.shape, dtype=k.dtype, device=k.device).masked_fill(~allowed, -math.inf)
+        rest = rest.expand(B, 1, *rest.shape[-2:])  # (B, 1, Lq, L)
+        mask = torch.cat([sink.view(B, 1, 1, 1).expand(-1, -1, rest.shape[2], -1), rest], dim=-1)
+        return k, v, mask
 
 
 def feed_forward(n_factors: int, ff_multiplier: int, activation: str, dropout: float,
@@ -207,13 +243,18 @@ class _BlockStack(TransformerLayersBase):
 
     def forward_last(self, x: torch.Tensor, pos: torch.Tensor, attn_mask: tp.Optional[torch.Tensor],
                      is_causal: bool, keys: tp.Optional[torch.Tensor],
-                     valid: tp.Optional[torch.Tensor] = None) -> torch.Tensor:
+                     valid: tp.Optional[torch.Tensor] = None, n_pad: tp.Optional[torch.Tensor] = None
+                     ) -> torch.Tensor:
+        """``n_pad`` ``(B,)`` (stacks with ``zero_padding_rows`` only): the right-padded input of the
+        real rows, and the number of zero padding rows each sequence has before them in the left
+        layout, which every block attends to as one key (``SelfAttention._padding_key``)."""
         if len(self.blocks) == 0:
             return self.ln_out(_rows(x, pos))
+        extra = _given(n_pad)
         for block in self.blocks[:-1]:
-            x = block(self._zero(x, valid), attn_mask, is_causal)
+            x = block(self._zero(x, valid), attn_mask, is_causal, **extra)
         # the query position is a real one: no zeroing after the last block
-        return self.ln_out(self.blocks[-1].forward_one(self._zero(x, valid), pos, keys))
+        return self.ln_out(self.blocks[-1].forward_one(self._zero(x, valid), pos, keys, **extra))
 
 
 def check_layers_type(value: tp.Any, name: str = "transformer_layers_type") -> None:

@@ -10,7 +10,7 @@ import typing as tp
 import torch
 from torch import nn
 
-from .base import _BlockStack, _rows
+from .base import _BlockStack, _given, _rows
 from .preln import PreLNBlock
 
 
@@ -19,15 +19,19 @@ class SASRecBlock(PreLNBlock):
     ``z = LN(y)``, output ``z + drop(ff(z))``. The same modules as the pre-LN block (so the same
     parameters), wired differently."""
 
-    def forward(self, x: torch.Tensor, attn_mask: tp.Optional[torch.Tensor], is_causal: bool) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, attn_mask: tp.Optional[torch.Tensor], is_causal: bool,
+                n_pad: tp.Optional[torch.Tensor] = None) -> torch.Tensor:
         q = self.ln_attn(x)
-        z = self.ln_ff(q + self.attn(q, attn_mask, is_causal, kv=x))
+        # n_pad only when given: an attention module of a subclass may not take it
+        z = self.ln_ff(q + self.attn(q, attn_mask, is_causal, kv=x, **_given(n_pad)))
         return z + self.drop(self.ff(z))
 
-    def forward_one(self, x: torch.Tensor, pos: torch.Tensor, keys: tp.Optional[torch.Tensor]) -> torch.Tensor:
-        """Output ``(B, D)`` of the block at position ``pos[b]`` only (inference: no dropout)."""
+    def forward_one(self, x: torch.Tensor, pos: torch.Tensor, keys: tp.Optional[torch.Tensor],
+                    n_pad: tp.Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Output ``(B, D)`` of the block at position ``pos[b]`` only (inference: no dropout);
+        ``n_pad``: padding keys in front (``_BlockStack.forward_last``)."""
         q = self.ln_attn(_rows(x, pos))
-        z = self.ln_ff(q + self.attn.forward_one(q, x, keys))
+        z = self.ln_ff(q + self.attn.forward_one(q, x, keys, **_given(n_pad)))
         return z + self.ff(z)
 
 

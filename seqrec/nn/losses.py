@@ -163,8 +163,9 @@ class FusedSoftmaxCE(torch.autograd.Function):
     computed in the forward pass, ``rows`` rows of ``h`` at a time.
 
     For each row block the ``(rows, n_items)`` logits are computed, turned in place into
-    ``(softmax - onehot) * valid / n_valid`` (the gradient of the mean loss with respect to them)
-    and immediately used for ``dh`` of the block and ``dW += G^T h``; so the ``(N, n_items)``
+    ``softmax - onehot`` (the gradient of the mean loss with respect to them is that times
+    ``valid / n_valid`` per row, a scale applied to the small ``(rows, d)`` operands) and
+    immediately used for ``dh`` of the block and ``dW += G^T h``; so the ``(N, n_items)``
     logits never exist and each block is read while still in cache. Backward only scales the
     stored gradients by the upstream gradient. Float32 arithmetic whatever the input dtype, except
     that with ``bf16`` the three products take bfloat16 operands (as under autocast; 2-4 times
@@ -190,6 +191,7 @@ class FusedSoftmaxCE(torch.autograd.Function):
         # costs a large allocation each time (on CPU half the forward product's time)
         buf = torch.empty(min(rows, N), Wf.shape[0], dtype=torch.float32, device=h.device)
         bbuf = torch.empty_like(buf, dtype=torch.bfloat16) if bf16 else None
+        minus_one = torch.full((buf.shape[0], 1), -1.0, device=h.device)
         for start in range(0, N, rows):
             stop = min(start + rows, N)
             hc, yc, sc = hm[start:stop], y0[start:stop], scale[start:stop]
@@ -200,20 +202,23 @@ class FusedSoftmaxCE(torch.autograd.Function):
                 torch.mm(hc, Wm.T, out=g)
             target = g.gather(1, yc.unsqueeze(1)).squeeze(1)  # (R,)
             m = g.amax(dim=1)  # (R,)
-            # one exp per logit: g <- exp(g - m), lse = m + log(sum), softmax = g / sum
-            g.sub_(m.unsqueeze(1)).exp_()
-            s = g.sum(dim=1)  # (R,)
-            total += ((m + torch.log(s) - target) * sc).sum()
-            # g <- (softmax - onehot) * scale, in place
-            g.mul_((sc / s).unsqueeze(1))
-            g.scatter_add_(1, yc.unsqueeze(1), -sc.unsqueeze(1))
+            # softmax in place by ATen's row kernel (one row in cache at a time: 30% less time than
+            # amax, sub_, exp_, sum and mul_ over the block); the loss needs log-sum-exp, which is
+            # m - log(max softmax) since the largest probability belongs to the largest logit (and
+            # is at least 1 / n_items, so its log is finite)
+            torch.ops.aten._softmax.out(g, 1, False, out=g)
+            total += ((m - torch.log(g.amax(dim=1)) - target) * sc).sum()
+            g.scatter_add_(1, yc.unsqueeze(1), minus_one[:stop - start])  # g <- softmax - onehot
+            # the row scale is applied to the (R, d) operands, not to the (R, n_items) block
+            sh = sc.unsqueeze(1)  # (R, 1)
             if bf16:
                 gm = g.bfloat16()
-                dh[start:stop] = gm @ Wm
-                dW.add_((gm.T @ hc).float())
+                dh[start:stop] = (gm @ Wm).float() * sh
+                dW.add_((gm.T @ (hf[start:stop] * sh).bfloat16()).float())
             else:
                 torch.mm(g, Wf, out=dh[start:stop])
-                dW.addmm_(g.T, hc)
+                dh[start:stop] *= sh
+                dW.addmm_(g.T, hf[start:stop] * sh)
         ctx.save_for_backward(dh, dW)
         ctx.dtypes = (h.dtype, W.dtype)
         return total

@@ -459,16 +459,36 @@ def test_fused_softmax_bf16_inputs_and_cpu_default_path():
 
 
 @pytest.mark.parametrize("rows", [1, 6, 40, 100])
-def test_blocked_candidate_logits_equal_gather_of_full_scores(rows):
+@pytest.mark.parametrize("n_cand", [2, 12])
+def test_sparse_candidate_logits_equal_gather_of_full_scores(rows, n_cand):
     h, W, _ = _inputs(N=40, n_items=30, d=8)
     g = torch.Generator().manual_seed(3)
-    cand = torch.randint(0, 30, (40, 12), generator=g)
-    cand[:, 5] = cand[:, 4]  # repeated candidates in a row: their gradients add up
-    up = torch.randn(40, 12, generator=g)
-    out = losses.BlockedCandidateLogits.apply(h, W, cand, rows)
+    cand = torch.randint(0, 30, (40, n_cand), generator=g)
+    cand[:, 1] = cand[:, 0]  # repeated candidates in a row: their gradients add up
+    up = torch.randn(40, n_cand, generator=g)
+    out = losses.SparseCandidateLogits.apply(h, W, cand, rows)
     gh, gW = torch.autograd.grad((out * up).sum(), (h, W))
     ref = torch.gather(h @ W.T, 1, cand)
     rh, rW = torch.autograd.grad((ref * up).sum(), (h, W))
     torch.testing.assert_close(out, ref, atol=1e-5, rtol=0)
     torch.testing.assert_close(gh, rh, atol=1e-5, rtol=0)
     torch.testing.assert_close(gW, rW, atol=1e-5, rtol=0)
+
+
+def test_sampled_logits_cpu_route_no_rows_and_bf16():
+    """On CPU every per-row candidate set takes the sparse route; no rows and bf16 inputs work."""
+    h, W, y = _inputs(N=10, n_items=30, d=8)
+    neg = torch.randint(0, 30, (10, 3))
+    ref = torch.gather(h @ W.T, 1, torch.cat([y.unsqueeze(1), neg], 1))
+    torch.testing.assert_close(losses.sampled_logits(h, W, y, neg), ref, atol=1e-5, rtol=0)
+    empty = losses.sampled_logits(h[:0], W, y[:0], neg[:0])
+    assert empty.shape == (0, 4)
+    (empty.sum() + 0 * h.sum()).backward()  # backward through zero rows
+    hb, Wb = h.detach().bfloat16().requires_grad_(), W.detach().bfloat16().requires_grad_()
+    out = losses.sampled_logits(hb, Wb, y, neg)
+    gh, gW = torch.autograd.grad(out.sum(), (hb, Wb))
+    assert gh.dtype == torch.bfloat16 and gW.dtype == torch.bfloat16
+    many = torch.randint(0, 30, (10, 40))  # more candidates than items: the gather route
+    torch.testing.assert_close(losses.sampled_logits(h, W, y, many),
+                               torch.gather(h @ W.T, 1, torch.cat([y.unsqueeze(1), many], 1)), atol=1e-5, rtol=0)
+    assert losses.sparse_rows(257, 64) == 31 and losses.sparse_rows(2, 64) == 4096 and losses.sparse_rows(10**6, 64) == 1

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import math
 import typing as tp
+import warnings
 
 import torch
 import torch.nn.functional as F
@@ -302,22 +303,43 @@ def sampled_logits(h: torch.Tensor, W: torch.Tensor, y: torch.Tensor, negatives:
     candidates = torch.cat([y.unsqueeze(1), negatives], dim=1)  # (N, 1 + K)
     N, C = candidates.shape
     n_items, d = W.shape
+    if h.device.type == "cpu" and C <= n_items:
+        # one dot product per candidate, nothing gathered: 1.5-6x faster than the routes below
+        # at every catalog size measured (2 to 257 candidates, 3,416 to 10^6 items); with more
+        # candidates than items (toy catalogs) torch's sampled product refuses the pattern
+        return SparseCandidateLogits.apply(h, W, candidates, sparse_rows(C, d))
     if n_items <= C * d:
         # small catalog: one matmul and a gather beat gathering N * (1 + K) embeddings
-        if h.device.type == "cpu":
-            # row blocks: no (N, n_items) logits nor gradient to allocate and fill
-            return BlockedCandidateLogits.apply(h, W, candidates, fused_rows(n_items))
         return torch.gather(h @ W.T, 1, candidates)  # (N, n_items) -> (N, 1 + K)
     return torch.einsum("nd,nkd->nk", h, W[candidates])  # (N, 1 + K, d) -> (N, 1 + K)
 
 
-class BlockedCandidateLogits(torch.autograd.Function):
-    """``gather(h @ W.T, 1, candidates)`` computed ``rows`` rows at a time, float32.
+def sparse_rows(n_candidates: int, d: int) -> int:
+    """Rows per block of :class:`SparseCandidateLogits`' item gradient: about 2 MiB of float32
+    ``(rows, n_candidates, d)`` shares per block (32 rows for 257 candidates of 64 numbers)."""
+    return max(1, (1 << 19) // max(1, n_candidates * d))
 
-    Forward keeps only the ``(N, C)`` candidate scores. Backward scatters each row block's
-    gradient into a reused ``(rows, n_items)`` buffer and multiplies it with ``W`` (``dh``) and
-    ``h`` (``dW``), so nothing of size ``(N, n_items)`` is allocated (on CPU, allocating and
-    zeroing it cost as much as a matmul).
+
+def _csr_rows(candidates: torch.Tensor, values: torch.Tensor, n_items: int) -> torch.Tensor:
+    """The ``(N, n_items)`` sparse CSR matrix holding ``values[n, k]`` at column ``candidates[n, k]``
+    (a row's repeated candidates stay separate entries: products sum them)."""
+    N, C = candidates.shape
+    crow = torch.arange(0, N * C + 1, C, device=candidates.device)
+    with warnings.catch_warnings():  # "sparse CSR support is in beta": the ops used here are tested
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.sparse_csr_tensor(crow, candidates.reshape(-1), values.reshape(-1), size=(N, n_items))
+
+
+class SparseCandidateLogits(torch.autograd.Function):
+    """``gather(h @ W.T, 1, candidates)`` as sparse products, float32 (CPU).
+
+    The candidates are the pattern of a sparse ``(N, n_items)`` matrix ``S``: forward is a sampled
+    dense product (``torch.sparse.sampled_addmm``: one dot product per candidate, nothing
+    gathered), backward ``dh = S @ W`` (sparse times dense) and ``dW`` by ``index_add_`` of
+    ``grad * h`` over the candidates, ``rows`` rows at a time. Each costs ``N * C * d`` multiply-adds
+    on cache-resident operands, where the full-catalog route costs ``N * n_items * d`` three times
+    and gathering ``W[candidates]`` moves ``N * C * d`` floats through memory twice (with
+    ``N = 5,500``, ``C = 257``, 10,000 items: 0.09 s against 0.39 s for forward and backward).
     """
 
     @staticmethod
@@ -325,10 +347,8 @@ class BlockedCandidateLogits(torch.autograd.Function):
     def forward(ctx: tp.Any, h: torch.Tensor, W: torch.Tensor, candidates: torch.Tensor, rows: int) -> torch.Tensor:
         hf, Wf = h.float(), W.float()
         N, C = candidates.shape
-        out = torch.empty(N, C, dtype=torch.float32, device=h.device)
-        for start in range(0, N, rows):
-            stop = min(start + rows, N)
-            torch.gather(hf[start:stop] @ Wf.T, 1, candidates[start:stop], out=out[start:stop])
+        pattern = _csr_rows(candidates, hf.new_zeros(N * C), W.shape[0])
+        out = torch.sparse.sampled_addmm(pattern, hf, Wf.T, beta=0.0).values().view(N, C)  # (N, C)
         ctx.save_for_backward(h, W, candidates)
         ctx.rows = rows
         return out
@@ -336,18 +356,14 @@ class BlockedCandidateLogits(torch.autograd.Function):
     @staticmethod
     def backward(ctx: tp.Any, grad: torch.Tensor) -> tp.Tuple[tp.Optional[torch.Tensor], ...]:
         h, W, candidates = ctx.saved_tensors
-        rows = ctx.rows
-        hf, Wf, grad = h.float(), W.float(), grad.float()
-        N = h.shape[0]
-        dh = torch.empty_like(hf)
-        dW = torch.zeros_like(Wf)
-        buf = torch.empty(min(rows, N), W.shape[0], dtype=torch.float32, device=h.device)
-        for start in range(0, N, rows):
-            stop = min(start + rows, N)
-            g = buf[: stop - start].zero_()
-            g.scatter_add_(1, candidates[start:stop], grad[start:stop])  # (R, n_items)
-            torch.mm(g, Wf, out=dh[start:stop])
-            dW.addmm_(g.T, hf[start:stop])
+        hf, Wf, grad = h.float(), W.float(), grad.float().contiguous()
+        dh = _csr_rows(candidates, grad, W.shape[0]) @ Wf  # (N, d)
+        dW = torch.zeros_like(Wf)  # (n_items, d)
+        for start in range(0, h.shape[0], ctx.rows):
+            stop = start + ctx.rows
+            # (R, C, 1) * (R, 1, d): each candidate's share, added to its item's row
+            dW.index_add_(0, candidates[start:stop].reshape(-1),
+                          (grad[start:stop].unsqueeze(2) * hf[start:stop].unsqueeze(1)).reshape(-1, hf.shape[1]))
         return dh.to(h.dtype), dW.to(W.dtype), None, None
 
 

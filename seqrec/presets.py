@@ -23,12 +23,14 @@ Sources (see ``../shared/BENCHMARKS.md`` of the project):
   choice for Beauty).
 - ``*-ml-latest-small``: small and fast settings for the embedded data set (610 users).
 
-The SASRec presets name ``PreLNTransformerLayers``, the block every one of their figures was
-measured with, since SASRecModel's default became ``SASRecTransformerLayers`` (RecTools' block,
-better at RecTools' settings); rerunning them with the other block is a new experiment. For the
-same reason they set ``use_key_padding_mask=True``: their figures were measured before causal
-models without a key mask attended to RecTools' padding keys (SASRecModel's default since then,
-see ``seqrec.nn.transformer``).
+The SASRec and BERT4Rec presets name ``PreLNTransformerLayers`` with ``final_norm=True`` and
+``output_dropout=False``: the standard pre-LN stack, the block every one of their figures was
+measured with. SASRecModel's default became ``SASRecTransformerLayers`` (RecTools' block, better
+at RecTools' settings) and ``PreLNTransformerLayers``' defaults became RecTools' stack (no final
+LayerNorm, dropout on each block's output) since; rerunning the presets with those is a new
+experiment. For the same reason they set ``use_key_padding_mask=True``: their figures were
+measured before causal models without a key mask attended to RecTools' padding keys
+(SASRecModel's default since then, see ``seqrec.nn.transformer``).
 - ``sasrec-ml-1m-esasrec`` / ``sasrec-beauty-esasrec``: eSASRec (Tikhonovich et al., "eSASRec:
   Enhancing Transformer-based Recommendations in a Modular Fashion", RecSys 2025): SASRec's
   training objective, LiGR layers (SwiGLU feed-forward of width 4d, gated residuals) and sampled
@@ -56,33 +58,37 @@ from .nn.layers import LiGRLayers, PreLNTransformerLayers
 __all__ = ["PRESETS", "get_preset", "preset_names"]
 
 _IDS_ONLY = (IdEmbeddingsItemNet,)
+# the standard pre-LN stack every preset figure was measured with (PreLNTransformerLayers' defaults
+# became RecTools': no final LayerNorm, dropout on each block's output)
+_STANDARD_PRE_LN = dict(transformer_layers_type=PreLNTransformerLayers,
+                        transformer_layers_kwargs={"final_norm": True, "output_dropout": False})
 
 PRESETS: tp.Dict[str, tp.Dict[str, tp.Any]] = {
     "sasrec-ml-1m": dict(
         n_factors=64, n_blocks=2, n_heads=1, dropout_rate=0.1, session_max_len=200, batch_size=128, lr=2e-3,
         loss="softmax", epochs=100, item_net_block_types=_IDS_ONLY, train_windows="all",
-        transformer_layers_type=PreLNTransformerLayers,
+        **_STANDARD_PRE_LN,
         use_key_padding_mask=True,
     ),
     "sasrec-ml-1m-gbce": dict(
         n_factors=64, n_blocks=2, n_heads=1, dropout_rate=0.0, session_max_len=200, batch_size=128, lr=2e-3,
         loss="gBCE", n_negatives=256, gbce_t=0.75, epochs=100, item_net_block_types=_IDS_ONLY, train_windows="all",
-        transformer_layers_type=PreLNTransformerLayers,
+        **_STANDARD_PRE_LN,
         use_key_padding_mask=True,
     ),
     "bert4rec-ml-1m": dict(
         n_factors=64, n_blocks=2, n_heads=2, dropout_rate=0.1, session_max_len=200, batch_size=128, lr=2e-3,
-        loss="softmax", mask_prob=0.2, epochs=200, item_net_block_types=_IDS_ONLY,
+        loss="softmax", mask_prob=0.2, epochs=200, item_net_block_types=_IDS_ONLY, **_STANDARD_PRE_LN,
     ),
     "sasrec-beauty": dict(
         n_factors=64, n_blocks=2, n_heads=1, dropout_rate=0.5, session_max_len=50, batch_size=128, lr=1e-3,
         loss="softmax", epochs=200, item_net_block_types=_IDS_ONLY,
-        transformer_layers_type=PreLNTransformerLayers,
+        **_STANDARD_PRE_LN,
         use_key_padding_mask=True,
     ),
     "bert4rec-beauty": dict(
         n_factors=64, n_blocks=2, n_heads=2, dropout_rate=0.5, session_max_len=50, batch_size=128, lr=1e-3,
-        loss="softmax", mask_prob=0.6, epochs=200, item_net_block_types=_IDS_ONLY,
+        loss="softmax", mask_prob=0.6, epochs=200, item_net_block_types=_IDS_ONLY, **_STANDARD_PRE_LN,
     ),
     "sasrec-ml-1m-esasrec": dict(
         n_factors=64, n_blocks=2, n_heads=1, dropout_rate=0.1, session_max_len=200, batch_size=128, lr=1e-3,
@@ -99,12 +105,12 @@ PRESETS: tp.Dict[str, tp.Dict[str, tp.Any]] = {
     "sasrec-ml-latest-small": dict(
         n_factors=64, n_blocks=2, n_heads=1, dropout_rate=0.2, session_max_len=100, batch_size=64, lr=1e-3,
         loss="softmax", epochs=50, item_net_block_types=_IDS_ONLY,
-        transformer_layers_type=PreLNTransformerLayers,
+        **_STANDARD_PRE_LN,
         use_key_padding_mask=True,
     ),
     "bert4rec-ml-latest-small": dict(
         n_factors=64, n_blocks=2, n_heads=2, dropout_rate=0.2, session_max_len=100, batch_size=64, lr=1e-3,
-        loss="softmax", mask_prob=0.2, epochs=100, item_net_block_types=_IDS_ONLY,
+        loss="softmax", mask_prob=0.2, epochs=100, item_net_block_types=_IDS_ONLY, **_STANDARD_PRE_LN,
     ),
 }
 

@@ -62,12 +62,45 @@ def test_fast_path_equals_full_encode(layers_type, options, causal, key_padding,
 
 def test_stacks_differ():
     """The two stacks compute different functions from the same weights (the seam is real)."""
-    pre, sas = _net(PreLNTransformerLayers, True), _net(SASRecTransformerLayers, True)
+    # the standard pre-LN stack (with a final LayerNorm) has the SASRec stack's parameters
+    pre = _net(PreLNTransformerLayers, True, options={"final_norm": True})
+    sas = _net(SASRecTransformerLayers, True)
     assert set(pre.state_dict()) == set(sas.state_dict())
     sas.load_state_dict(pre.state_dict())
     tokens, _ = _tokens(np.random.default_rng(0), 4, 10)
     with torch.no_grad():
         assert not torch.allclose(pre.encode(tokens, pre.item_table()), sas.encode(tokens, sas.item_table()))
+
+
+def test_pre_ln_stack_defaults_are_rectools_and_options_give_the_standard_stack():
+    """PreLNTransformerLayers by default: no final LayerNorm and dropout on each block's output
+    (RecTools' stack); final_norm / output_dropout give the standard pre-LN stack of the presets."""
+    from seqrec.nn.layers.preln import PreLNBlock
+
+    torch.manual_seed(0)
+    rectools_like = PreLNTransformerLayers(2, 16, 2, 0.5)
+    standard = PreLNTransformerLayers(2, 16, 2, 0.5, final_norm=True, output_dropout=False)
+    assert isinstance(rectools_like.ln_out, torch.nn.Identity) and isinstance(standard.ln_out, torch.nn.LayerNorm)
+    standard.load_state_dict({**rectools_like.state_dict(), **{k: v for k, v in standard.state_dict().items()
+                                                               if k.startswith("ln_out")}})
+    x = torch.randn(3, 6, 16)
+    with torch.no_grad():
+        # eval: the output dropout is the identity, the final LayerNorm is the difference
+        a, b = rectools_like.eval()(x, None, False), standard.eval()(x, None, False)
+        torch.testing.assert_close(standard.ln_out(a), b)
+        assert not torch.allclose(a, b)
+    # train: a block with output dropout zeroes whole elements of its output (a residual-stream
+    # value is almost never exactly zero otherwise)
+    block = PreLNBlock(16, 2, 0.5, 1, "relu", output_dropout=True).train()
+    plain = PreLNBlock(16, 2, 0.5, 1, "relu", output_dropout=False).train()
+    torch.manual_seed(1)
+    assert (block(x, None, False) == 0).float().mean() > 0.3
+    assert (plain(x, None, False) == 0).float().mean() < 0.01
+    # the options are validated and reach the stack through a model's transformer_layers_kwargs
+    with pytest.raises(ValueError, match="final_norm must be True or False"):
+        PreLNTransformerLayers.check_options({"final_norm": 1})
+    net = _net(PreLNTransformerLayers, False, options={"final_norm": True, "output_dropout": False})
+    assert isinstance(net.layers.ln_out, torch.nn.LayerNorm) and net.blocks[0].drop_out is None
 
 
 def test_sasrec_block_matches_its_definition():

@@ -91,7 +91,8 @@ class SASRecModel(TransformerModelBase):
     transformer_layers_type
         the layer stack: ``SASRecTransformerLayers`` (the original SASRec block, RecTools'
         default and ours: it measured better than the pre-LN block at RecTools' settings in four
-        of five comparisons), ``PreLNTransformerLayers`` (the presets' block), ``LiGRLayers``
+        of five comparisons), ``PreLNTransformerLayers`` (RecTools' pre-LN stack; with
+        ``{"final_norm": True, "output_dropout": False}`` the presets' block), ``LiGRLayers``
         (eSASRec) or a ``TransformerLayersBase`` subclass.
     transformer_layers_kwargs
         a dict of the layer stack's options (those in its ``options``, e.g. ``{"ff_multiplier": 2}``

@@ -22,5 +22,7 @@ class Dropout(nn.Dropout):
             return super().forward(x)
         if self.p >= 1.0:
             return x * 0.0
-        keep = torch.rand(x.shape, device=x.device) >= self.p  # float32 uniforms, P(keep) = 1 - p
-        return x * keep.to(x.dtype).mul_(1.0 / (1.0 - self.p))
+        # float32 uniforms turned in place into the scaled mask (1 / (1 - p) where kept, P = 1 - p):
+        # no boolean mask to allocate and convert (a (128, 50, 256) mask: 23 -> 14 ms, loaded machine)
+        mask = torch.rand(x.shape, device=x.device).ge_(self.p).mul_(1.0 / (1.0 - self.p))
+        return x * (mask if x.dtype == torch.float32 else mask.to(x.dtype))

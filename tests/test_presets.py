@@ -56,3 +56,22 @@ def test_from_preset_uses_the_model_preset_and_overrides(cls, prefix):
 def test_from_preset_unknown_dataset_lists_the_model_presets():
     with pytest.raises(ValueError, match=r"No BERT4RecModel preset for 'ml-20m'.*'beauty'"):
         BERT4RecModel.from_preset("ml-20m")
+
+
+@pytest.mark.parametrize("name", [n for n in preset_names() if "esasrec" not in n])
+def test_pre_ln_presets_build_the_standard_pre_ln_stack(name):
+    """Every SASRec/BERT4Rec preset figure was measured with the standard pre-LN stack (a final
+    LayerNorm, no dropout on the blocks' outputs); PreLNTransformerLayers' defaults are RecTools'
+    stack, so the presets must pin the old one."""
+    import numpy as np
+    import pandas as pd
+    import torch
+
+    from seqrec import Dataset, PreLNTransformerLayers
+
+    model = MODELS[name.split("-", 1)[0]](**{**get_preset(name), "n_factors": 8, "session_max_len": 5})
+    df = pd.DataFrame({"user_id": np.repeat([1, 2], 4), "item_id": [1, 2, 3, 4, 2, 3, 4, 1]})
+    net = model._build_net(Dataset.construct(df))
+    assert isinstance(net.layers, PreLNTransformerLayers)
+    assert isinstance(net.layers.ln_out, torch.nn.LayerNorm)
+    assert all(block.drop_out is None for block in net.blocks)

@@ -1,0 +1,92 @@
+"""Checks that seqrec's ``TransformerNet`` computes RecTools 0.19's backbone: weights copied from
+RecTools' ``TransformerTorchBackbone`` into seqrec's network, the same histories (RecTools left-
+padded, seqrec right-padded), eval mode; prints the largest difference of the sequence vectors at
+the real positions for SASRec (``SASRecTransformerLayers``, causal, no key mask: RecTools' padding
+keys) with one and four heads and for BERT4Rec (``PreLNTransformerLayers``, bidirectional, key mask,
+a mask token inside a history).
+
+Runs in an environment with both packages (see ``loop_bisect.py``)::
+
+    PYTHONPATH=. .venv-mix/bin/python benchmarks/backbone_equivalence.py
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from rectools.models.nn.item_net import IdEmbeddingsItemNet as RIdNet  # noqa: E402
+from rectools.models.nn.item_net import SumOfEmbeddingsConstructor  # noqa: E402
+from rectools.models.nn.transformers.net_blocks import LearnableInversePositionalEncoding  # noqa: E402
+from rectools.models.nn.transformers.net_blocks import PreLNTransformerLayers as RPreLN  # noqa: E402
+from rectools.models.nn.transformers.sasrec import SASRecTransformerLayers as RSASRec  # noqa: E402
+from rectools.models.nn.transformers.similarity import DistanceSimilarityModule  # noqa: E402
+from rectools.models.nn.transformers.torch_backbone import TransformerTorchBackbone  # noqa: E402
+
+from seqrec import PreLNTransformerLayers, SASRecTransformerLayers  # noqa: E402
+from seqrec.nn.item_net import IdEmbeddingsItemNet, SumItemNet  # noqa: E402
+from seqrec.nn.transformer import MASK, N_SPECIAL, TransformerNet  # noqa: E402
+
+N_ITEMS, D, N_BLOCKS, L = 20, 16, 2, 8
+
+
+def max_difference(model: str, n_heads: int) -> float:
+    bert = model == "bert4rec"
+    n_extra = 2 if bert else 1  # RecTools' ids: PAD (and MASK), then the catalog
+    torch.manual_seed(0)
+    layers = RPreLN(N_BLOCKS, D, n_heads, 0.0, 4) if bert else RSASRec(N_BLOCKS, D, n_heads, 0.0)
+    rt = TransformerTorchBackbone(
+        n_heads=n_heads, dropout_rate=0.0,
+        item_model=SumOfEmbeddingsConstructor(N_ITEMS + n_extra, [RIdNet(D, N_ITEMS + n_extra, 0.0)]),
+        pos_encoding_layer=LearnableInversePositionalEncoding(True, L, D), transformer_layers=layers,
+        similarity_module=DistanceSimilarityModule("dot"), use_causal_attn=not bert, use_key_padding_mask=bert)
+    for p in rt.parameters():  # non-zero biases too, so that a misplaced bias shows
+        torch.nn.init.xavier_normal_(p) if p.dim() > 1 else torch.nn.init.normal_(p, 0.0, 0.1)
+    sq = TransformerNet(SumItemNet([IdEmbeddingsItemNet(N_ITEMS, D)]), D, N_BLOCKS, n_heads, 0.0, L,
+                        use_causal_attn=not bert, use_key_padding_mask=bert, ff_multiplier=4 if bert else 1,
+                        activation="gelu" if bert else "relu",
+                        layers_type=PreLNTransformerLayers if bert else SASRecTransformerLayers)
+    with torch.no_grad():
+        table = rt.item_model.item_net_blocks[0].ids_emb.weight
+        sq.item_net.blocks[0].embedding.weight.copy_(table[n_extra:])
+        if bert:
+            sq.special[MASK].copy_(table[1])
+        sq.pos_emb.weight.copy_(rt.pos_encoding_layer.pos_emb.weight)
+        for r, s in zip(rt.transformer_layers.transformer_blocks, sq.layers.blocks):
+            s.ln_attn.load_state_dict((r.layer_norm_1 if bert else r.q_layer_norm).state_dict())
+            s.ln_ff.load_state_dict((r.layer_norm_2 if bert else r.ff_layer_norm).state_dict())
+            s.attn.qkv.weight.copy_(r.multi_head_attn.in_proj_weight)
+            s.attn.qkv.bias.copy_(r.multi_head_attn.in_proj_bias)
+            s.attn.out.load_state_dict(r.multi_head_attn.out_proj.state_dict())
+            s.ff[0].load_state_dict(r.feed_forward.ff_linear_1.state_dict())
+            s.ff[3].load_state_dict(r.feed_forward.ff_linear_2.state_dict())
+        if not bert:
+            sq.layers.ln_out.load_state_dict(rt.transformer_layers.last_layernorm.state_dict())
+    rt.eval()
+    sq.eval()
+    g = torch.Generator().manual_seed(1)
+    histories = [torch.randint(0, N_ITEMS, (n,), generator=g) for n in (8, 5, 3, 1, 6)]
+    if bert:
+        histories[1][2] = -1  # a mask token inside a history
+    left = torch.zeros(len(histories), L, dtype=torch.long)  # RecTools' ids
+    right = torch.zeros(len(histories), L, dtype=torch.long)  # seqrec's tokens
+    for i, q in enumerate(histories):
+        left[i, L - len(q):] = torch.where(q >= 0, q + n_extra, 1)
+        right[i, :len(q)] = torch.where(q >= 0, q + N_SPECIAL, MASK)
+    with torch.no_grad():
+        a = rt.encode_sessions({"x": left}, rt.item_model.get_all_embeddings())  # (B, L, d)
+        b = sq.encode(right, sq.item_table())  # (B, L, d)
+    return max(float((a[i, L - len(q):] - b[i, :len(q)]).abs().max()) for i, q in enumerate(histories))
+
+
+def main() -> None:
+    for model, n_heads in (("sasrec", 1), ("sasrec", 4), ("bert4rec", 2)):
+        print(f"{model}, {n_heads} head(s): largest difference {max_difference(model, n_heads):.2e}")
+
+
+if __name__ == "__main__":
+    main()

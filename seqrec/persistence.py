@@ -276,7 +276,9 @@ def _model_from_archive(meta: tp.Dict[str, tp.Any], files: tp.Dict[str, bytes], 
     try:
         net.load_state_dict(state_dict)
     except RuntimeError as e:
-        raise ModelFileError(f"{source}: the weights do not match the model its config describes ({e})") from None
+        net = _standard_pre_ln(model, net, state_dict, blocks)
+        if net is None:
+            raise ModelFileError(f"{source}: the weights do not match the model its config describes ({e})") from None
     model.net_ = net.eval()
     model.item_id_map_ = IdMap(_ids_from(files.get(ITEM_IDS), meta.get("item_ids")))
     if model.item_id_map_.size != net.n_items:
@@ -287,6 +289,29 @@ def _model_from_archive(meta: tp.Dict[str, tp.Any], files: tp.Dict[str, bytes], 
     model.history_ = pd.DataFrame(meta.get("history", []))
     model.optimizer_state_ = _optimizer_from(files.get(OPTIMIZER), meta.get("optimizer_param_groups"))
     return model
+
+
+def _standard_pre_ln(model: tp.Any, net: tp.Any, state_dict: tp.Dict[str, torch.Tensor],
+                     blocks: tp.List[tp.Any]) -> tp.Any:
+    """A file written before ``PreLNTransformerLayers``' defaults became RecTools' stack holds a
+    final LayerNorm (``layers.ln_out.*``) its config does not ask for: such a model was trained with
+    the standard pre-LN stack, which is rebuilt (``final_norm=True, output_dropout=False``, set in
+    the model's ``transformer_layers_kwargs``) and loaded. None for any other mismatch."""
+    from torch import nn
+
+    from .nn.item_net import SumItemNet
+    from .nn.layers import PreLNTransformerLayers
+    options = dict(model.transformer_layers_kwargs or {})
+    if not (isinstance(net.layers, PreLNTransformerLayers) and isinstance(net.layers.ln_out, nn.Identity)
+            and "final_norm" not in options and "layers.ln_out.weight" in state_dict):
+        return None
+    model.set_params(transformer_layers_kwargs={**options, "final_norm": True, "output_dropout": False})
+    net = model._net_from_item_net(SumItemNet(blocks))
+    try:
+        net.load_state_dict(state_dict)
+    except RuntimeError:
+        return None
+    return net
 
 
 def _atomic_write(path: str, data: bytes) -> None:

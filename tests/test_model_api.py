@@ -92,6 +92,47 @@ def test_load_checks_the_class(fitted, tmp_path):
         BERT4RecModel.load(tmp_path / "m")
 
 
+def test_a_file_with_the_earlier_pre_ln_stack_loads(cycle_dataset, tmp_path):
+    """A BERT4Rec file written before PreLNTransformerLayers' defaults became RecTools' stack (a
+    final LayerNorm in its weights, no layer options in its config) loads with the standard stack
+    and recommends as when it was saved; other weight mismatches still fail."""
+    import json
+    import zipfile
+
+    from seqrec.persistence import META, ModelFileError
+
+    model = small(BERT4RecModel, transformer_layers_kwargs={"final_norm": True, "output_dropout": False})
+    model.fit(cycle_dataset)
+    model.save(tmp_path / "new.seqrec")
+
+    def rewrite(name, edit):
+        with zipfile.ZipFile(tmp_path / "new.seqrec") as z:
+            files = {n: z.read(n) for n in z.namelist()}
+        meta = json.loads(files[META])
+        edit(meta, files)
+        files[META] = json.dumps(meta).encode()
+        with zipfile.ZipFile(tmp_path / name, "w") as z:
+            for n, data in files.items():
+                z.writestr(n, data)
+        return tmp_path / name
+
+    def drop_options(meta, files):  # what the earlier seqrec wrote: no layer options
+        meta["config"]["transformer_layers_kwargs"] = None
+
+    old = load_model(rewrite("old.seqrec", drop_options))
+    assert old.get_params()["transformer_layers_kwargs"] == {"final_norm": True, "output_dropout": False}
+    users = users_of(cycle_dataset)
+    reco_equal(model.recommend(users, cycle_dataset, k=5, filter_viewed=True),
+               old.recommend(users, cycle_dataset, k=5, filter_viewed=True))
+
+    def two_blocks(meta, files):  # a real mismatch is still refused
+        drop_options(meta, files)
+        meta["config"]["n_blocks"] = 3
+
+    with pytest.raises(ModelFileError, match="do not match"):
+        load_model(rewrite("bad.seqrec", two_blocks))
+
+
 def test_unfitted_model_saves_and_loads(tmp_path):
     model = SASRecModel(n_factors=32, n_heads=2, loss="gBCE", similarity="cosine")
     model.save(tmp_path / "u")

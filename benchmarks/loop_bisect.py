@@ -10,10 +10,15 @@ hold, as in both libraries; batches are shuffled per epoch, Adam (lr 1e-3, betas
 - ``--net rectools``: RecTools' own modules (``IdEmbeddingsItemNet`` in ``SumOfEmbeddingsConstructor``,
   ``LearnableInversePositionalEncoding``, ``SASRecTransformerLayers``, ``TransformerTorchBackbone``)
   on left-padded sequences, Xavier-normal on every matrix as RecTools' ``on_train_start``;
-  ``--net seqrec``: seqrec's ``TransformerNet`` with ``SASRecTransformerLayers`` on right-padded tokens.
+  ``--net seqrec``: seqrec's ``TransformerNet`` with ``SASRecTransformerLayers`` on right-padded tokens
+  and a key padding mask (its layout before padding keys); ``--net seqrec-padkeys``: the same without
+  the key mask, i.e. RecTools' padding keys (SASRec's default now).
 - ``--loss rectools``: negatives drawn ``(B, L, K)`` over every position as RecTools' sampler does,
   RecTools' gBCE transform and BCE reduction (its own functions); ``--loss seqrec``:
   ``seqrec.nn.losses.bce_loss`` on the positions with a target.
+
+Sizes, learning rate, batch and epochs come from a ``parity.py`` setting (``--setting``, default
+``rectools-small``), the negatives from a loss setting (``--loss-setting gbce256`` or ``bce256``).
 
 Validation and test NDCG@10 (papers' convention, history filtered, full catalog) on all users
 after every epoch (validation) and at the end (test). Example::
@@ -122,13 +127,13 @@ class RecToolsLayers(torch.nn.Module):
 
 class SeqrecNet(torch.nn.Module):
     def __init__(self, n_items: int, d: int, n_blocks: int, n_heads: int, dropout: float, L: int,
-                 rectools_layers: bool = False) -> None:
+                 rectools_layers: bool = False, padding_keys: bool = False) -> None:
         super().__init__()
         from seqrec import SASRecTransformerLayers
         from seqrec.nn.item_net import IdEmbeddingsItemNet, SumItemNet
         from seqrec.nn.transformer import TransformerNet
         self.net = TransformerNet(SumItemNet([IdEmbeddingsItemNet(n_items, d)]), d, n_blocks, n_heads, dropout, L,
-                                  layers_type=SASRecTransformerLayers)
+                                  use_key_padding_mask=not padding_keys, layers_type=SASRecTransformerLayers)
         if rectools_layers:
             self.net.layers = RecToolsLayers(n_blocks, d, n_heads, dropout)
         self.left = False
@@ -150,8 +155,10 @@ def loss_rectools(h: torch.Tensor, table: torch.Tensor, y: torch.Tensor, K: int,
     valid = y > 0
     cand = torch.cat([y.unsqueeze(-1), neg], dim=-1)[valid] - 1  # (N, 1 + K) catalog ids
     logits = sampled_logits(h[valid], table, cand[:, 0], cand[:, 1:])  # (N, 1 + K)
-    fake = types.SimpleNamespace(data_preparator=types.SimpleNamespace(n_negatives=K), gbce_t=t)
-    logits = M._get_reduced_overconfidence_logits(fake, logits.unsqueeze(0), n_items).float()
+    logits = logits.unsqueeze(0).float()
+    if t:  # gBCE; plain BCE (t = 0) takes the logits as they are, as RecTools does
+        fake = types.SimpleNamespace(data_preparator=types.SimpleNamespace(n_negatives=K), gbce_t=t)
+        logits = M._get_reduced_overconfidence_logits(fake, logits, n_items).float()
     ones = torch.ones(1, logits.shape[1])
     return M._calc_bce_loss(logits, ones, ones)
 
@@ -186,21 +193,28 @@ def ndcg(net: torch.nn.Module, hist: list, targets: np.ndarray, L: int, n_total:
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--net", choices=["rectools", "seqrec", "rectools-keymask", "seqrec-rtlayers"], required=True)
+    p.add_argument("--net", choices=["rectools", "seqrec", "rectools-keymask", "seqrec-rtlayers", "seqrec-padkeys"],
+                   required=True)
     p.add_argument("--loss", choices=["rectools", "seqrec"], required=True)
     p.add_argument("--dataset", default="beauty")
+    p.add_argument("--setting", default="rectools-small", help="a parity.py setting (sizes, lr, batch, epochs)")
+    p.add_argument("--loss-setting", default="gbce256", choices=["gbce256", "bce256"],
+                   help="a parity.py loss setting with per-position negatives")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--epochs", type=int, default=None, help="default: the setting's")
     p.add_argument("--out", default=None)
     args = p.parse_args()
     torch.set_num_threads(1)
-    from parity import DATASETS, load_split
+    from parity import DATASETS, LOSS_SETTINGS, SETTINGS, load_split
     from quality import DEFAULT_DATA_DIR
     import tempfile
     with tempfile.TemporaryDirectory() as tmp:
         split = load_split(args.dataset, argparse.Namespace(data_dir=DEFAULT_DATA_DIR, val_users=0, val_seed=0),
                            Path(tmp)).split
-    L, d, K, t, bs = 50, 64, 256, 0.75, 128
+    cfg, loss_cfg = SETTINGS[args.setting], LOSS_SETTINGS[args.loss_setting]
+    L, d, bs, lr = cfg["session_max_len"], cfg["n_factors"], cfg["batch_size"], cfg["lr"]
+    K, t = loss_cfg["n_negatives"], loss_cfg.get("gbce_t", 0.0)
+    epochs = args.epochs if args.epochs is not None else cfg["epochs"]
     train_ds, test_ds = split["train_ds"], split["test_ds"]
     inter = train_ds.interactions
     wins = windows(inter.indptr, inter.items, L)
@@ -233,17 +247,18 @@ def main() -> None:
     np.random.seed(args.seed)
     nets = {"rectools": RecToolsNet, "seqrec": SeqrecNet,
             "rectools-keymask": lambda *a: RecToolsNet(*a, key_padding_mask=True),
-            "seqrec-rtlayers": lambda *a: SeqrecNet(*a, rectools_layers=True)}
-    net = nets[args.net](n_items, d, 2, 1, 0.2, L)
+            "seqrec-rtlayers": lambda *a: SeqrecNet(*a, rectools_layers=True),
+            "seqrec-padkeys": lambda *a: SeqrecNet(*a, padding_keys=True)}
+    net = nets[args.net](n_items, d, cfg["n_blocks"], cfg["n_heads"], cfg["dropout_rate"], L)
     loss_fn = loss_rectools if args.loss == "rectools" else loss_seqrec
     seqs = [w + 1 for w in wins]  # RecTools ids
     xs = [s[:-1] for s in seqs]
     ys = [s[1:] for s in seqs]
     pad = left_pad if net.left else right_pad
     X, Y = torch.as_tensor(pad(xs, L)), torch.as_tensor(pad(ys, L))
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3, betas=(0.9, 0.98))
+    opt = torch.optim.Adam(net.parameters(), lr=lr, betas=(0.9, 0.98))
     curve = []
-    for epoch in range(args.epochs):
+    for epoch in range(epochs):
         t0 = time.perf_counter()
         perm = torch.randperm(len(X))
         total = 0.0
@@ -265,6 +280,7 @@ def main() -> None:
     if args.out:
         with open(args.out, "a") as f:
             f.write(json.dumps({"net": args.net, "loss": args.loss, "seed": args.seed, "dataset": args.dataset,
+                                "setting": args.setting, "loss_setting": args.loss_setting, "epochs": epochs,
                                 "test_ndcg10": test_ndcg, "val_curve": curve}) + "\n")
 
 

@@ -15,7 +15,14 @@ hold, as in both libraries; batches are shuffled per epoch, Adam (lr 1e-3, betas
   the key mask, i.e. RecTools' padding keys (SASRec's default now).
 - ``--loss rectools``: negatives drawn ``(B, L, K)`` over every position as RecTools' sampler does,
   RecTools' gBCE transform and BCE reduction (its own functions); ``--loss seqrec``:
-  ``seqrec.nn.losses.bce_loss`` on the positions with a target.
+  ``seqrec.nn.losses.bce_loss`` on the positions with a target (its own ``K`` negatives per target row);
+  ``--loss seqrec-allpos``: ``bce_loss`` on negatives drawn as RecTools draws them (the same random
+  numbers as ``--loss rectools``).
+- ``--model bert4rec``: BERT4Rec's networks (RecTools' backbone with ``PreLNTransformerLayers``, or
+  seqrec's ``BERT4RecModel`` network), the last ``L`` training items of each user masked in every
+  batch by RecTools' rule (``--masking rectools``, numpy, as its ``_mask_session``) or by seqrec's
+  ``BERT4RecModel._training_batch`` (``--masking seqrec``), scored at a mask token after the last
+  ``L - 1`` history items.
 
 Sizes, learning rate, batch and epochs come from a ``parity.py`` setting (``--setting``, default
 ``rectools-small``), the negatives from a loss setting (``--loss-setting gbce256`` or ``bce256``).
@@ -145,6 +152,67 @@ class SeqrecNet(torch.nn.Module):
         return self.net.encode(tokens, table), table
 
 
+class RecToolsBertNet(torch.nn.Module):
+    """RecTools 0.19's BERT4Rec backbone (``PreLNTransformerLayers``, bidirectional, key padding mask);
+    ids: 0 = PAD, 1 = MASK, catalog item c = c + 2."""
+
+    def __init__(self, n_items: int, d: int, n_blocks: int, n_heads: int, dropout: float, L: int) -> None:
+        super().__init__()
+        from rectools.models.nn.item_net import IdEmbeddingsItemNet, SumOfEmbeddingsConstructor
+        from rectools.models.nn.transformers.net_blocks import (LearnableInversePositionalEncoding,
+                                                                PreLNTransformerLayers)
+        from rectools.models.nn.transformers.similarity import DistanceSimilarityModule
+        from rectools.models.nn.transformers.torch_backbone import TransformerTorchBackbone
+        item_model = SumOfEmbeddingsConstructor(n_items + 2, [IdEmbeddingsItemNet(d, n_items + 2, dropout)])
+        self.backbone = TransformerTorchBackbone(
+            n_heads=n_heads, dropout_rate=dropout, item_model=item_model,
+            pos_encoding_layer=LearnableInversePositionalEncoding(True, L, d),
+            transformer_layers=PreLNTransformerLayers(n_blocks, d, n_heads, dropout, ff_factors_multiplier=4),
+            similarity_module=DistanceSimilarityModule("dot"), use_causal_attn=False, use_key_padding_mask=True)
+        for p in self.backbone.parameters():  # RecTools' on_train_start
+            if p.dim() > 1:
+                torch.nn.init.xavier_normal_(p)
+        self.left = True
+
+    def forward(self, x: torch.Tensor) -> tuple:
+        """x (B, L) left-padded ids -> (h (B, L, d), catalog table (n_items, d))."""
+        embs = self.backbone.item_model.get_all_embeddings()  # (n_items + 2, d)
+        return self.backbone.encode_sessions({"x": x}, embs), embs[2:]
+
+
+class SeqrecBertNet(torch.nn.Module):
+    """seqrec's BERT4Rec network (``BERT4RecModel``'s: pre-LN stack, GELU, feed-forward 4 d, key mask);
+    its tokens are RecTools' BERT4Rec ids (PAD 0, MASK 1, item c = c + 2), right-padded."""
+
+    def __init__(self, n_items: int, d: int, n_blocks: int, n_heads: int, dropout: float, L: int) -> None:
+        super().__init__()
+        from seqrec import PreLNTransformerLayers
+        from seqrec.nn.item_net import IdEmbeddingsItemNet, SumItemNet
+        from seqrec.nn.transformer import MASK, N_SPECIAL, TransformerNet
+        assert (MASK, N_SPECIAL) == (1, 2)
+        self.net = TransformerNet(SumItemNet([IdEmbeddingsItemNet(n_items, d)]), d, n_blocks, n_heads, dropout, L,
+                                  use_causal_attn=False, use_key_padding_mask=True, ff_multiplier=4,
+                                  activation="gelu", layers_type=PreLNTransformerLayers)
+        self.left = False
+
+    def forward(self, x: torch.Tensor) -> tuple:
+        table = self.net.item_table()
+        return self.net.encode(x, table), table
+
+
+def mask_rectools(x: np.ndarray, n_items: int, p: float = 0.15) -> tp.Tuple[np.ndarray, np.ndarray]:
+    """RecTools' BERT4Rec masking (``_mask_session``) of BERT4Rec ids ``x`` ``(B, L)``: each real position
+    is a target with probability ``p``; of those 80% become MASK, 10% a random catalog item, 10% stay.
+    Returns the input and the targets (0: none)."""
+    r = np.random.rand(*x.shape)
+    masked = (x > 0) & (r < p)
+    r = r / p
+    random_items = np.random.randint(2, n_items + 2, size=x.shape)
+    tokens = np.where(masked & (r < 0.8), 1, x)
+    tokens = np.where(masked & (r >= 0.8) & (r < 0.9), random_items, tokens)
+    return tokens, np.where(masked, x, 0)
+
+
 def loss_rectools(h: torch.Tensor, table: torch.Tensor, y: torch.Tensor, K: int, t: float) -> torch.Tensor:
     """RecTools' gBCE: negatives (B, L, K) over [1, n_items], its transform and reduction."""
     from rectools.models.nn.transformers.lightning import TransformerLightningModuleBase as M
@@ -169,15 +237,28 @@ def loss_seqrec(h: torch.Tensor, table: torch.Tensor, y: torch.Tensor, K: int, t
     return bce_loss(h[valid], table, y[valid] - 1, K, t)
 
 
+def loss_seqrec_allpos(h: torch.Tensor, table: torch.Tensor, y: torch.Tensor, K: int, t: float) -> torch.Tensor:
+    """seqrec's loss on negatives drawn as RecTools draws them: ``(B, L, K)`` over every position."""
+    from seqrec.nn.losses import bce_loss
+    B, L, _ = h.shape
+    neg = torch.randint(1, table.shape[0] + 1, (B, L, K))
+    valid = y > 0
+    return bce_loss(h[valid], table, y[valid] - 1, K, t, negatives=neg[valid] - 1)
+
+
 @torch.no_grad()
-def ndcg(net: torch.nn.Module, hist: list, targets: np.ndarray, L: int, n_total: int, bs: int = 1024) -> float:
+def ndcg(net: torch.nn.Module, hist: list, targets: np.ndarray, L: int, n_total: int, bs: int = 1024,
+         bert: bool = False) -> float:
     """Mean NDCG@10 over ``n_total`` users (those without a known target count 0)."""
     net.eval()
     total = 0.0
     pad = left_pad if net.left else right_pad
     for s in range(0, len(hist), bs):
         chunk, tgt = hist[s:s + bs], torch.as_tensor(targets[s:s + bs])
-        x = torch.as_tensor(pad([c + 1 for c in chunk], L))
+        if bert:  # the last L - 1 items, then the mask token whose vector scores the next item
+            x = torch.as_tensor(pad([np.append(c[-(L - 1):] + 2, 1) for c in chunk], L))
+        else:
+            x = torch.as_tensor(pad([c + 1 for c in chunk], L))
         h, table = net(x)
         last = torch.full((len(chunk),), L - 1) if net.left else ((x > 0).sum(1) - 1).clamp(min=0)
         scores = h[torch.arange(len(chunk)), last] @ table.T  # (B, n_items)
@@ -195,7 +276,11 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--net", choices=["rectools", "seqrec", "rectools-keymask", "seqrec-rtlayers", "seqrec-padkeys"],
                    required=True)
-    p.add_argument("--loss", choices=["rectools", "seqrec"], required=True)
+    p.add_argument("--loss", choices=["rectools", "seqrec", "seqrec-allpos"], required=True)
+    p.add_argument("--model", choices=["sasrec", "bert4rec"], default="sasrec",
+                   help="bert4rec: --net rectools or seqrec only, RecTools' masking (mask_prob 0.15)")
+    p.add_argument("--masking", choices=["rectools", "seqrec"], default="rectools",
+                   help="bert4rec: RecTools' masking or seqrec's (BERT4RecModel._training_batch; --net seqrec only)")
     p.add_argument("--dataset", default="beauty")
     p.add_argument("--setting", default="rectools-small", help="a parity.py setting (sizes, lr, batch, epochs)")
     p.add_argument("--loss-setting", default="gbce256", choices=["gbce256", "bce256"],
@@ -217,7 +302,10 @@ def main() -> None:
     epochs = args.epochs if args.epochs is not None else cfg["epochs"]
     train_ds, test_ds = split["train_ds"], split["test_ds"]
     inter = train_ds.interactions
-    wins = windows(inter.indptr, inter.items, L)
+    bert = args.model == "bert4rec"
+    if bert and args.net not in ("rectools", "seqrec"):
+        raise SystemExit("--model bert4rec takes --net rectools or seqrec")
+    wins = windows(inter.indptr, inter.items, L - 1 if bert else L)  # BERT4Rec: the last L items
     catalog = np.unique(np.concatenate(wins))  # train_ds item ids
     to_cat = np.full(train_ds.n_items, -1, np.int64)
     to_cat[catalog] = np.arange(len(catalog))
@@ -249,13 +337,21 @@ def main() -> None:
             "rectools-keymask": lambda *a: RecToolsNet(*a, key_padding_mask=True),
             "seqrec-rtlayers": lambda *a: SeqrecNet(*a, rectools_layers=True),
             "seqrec-padkeys": lambda *a: SeqrecNet(*a, padding_keys=True)}
+    if args.masking == "seqrec" and not (bert and args.net == "seqrec"):
+        raise SystemExit("--masking seqrec needs --model bert4rec --net seqrec (right-padded windows)")
+    if bert:
+        from seqrec import BERT4RecModel
+        masker = BERT4RecModel(mask_prob=0.15)
+        nets = {"rectools": RecToolsBertNet, "seqrec": SeqrecBertNet}
     net = nets[args.net](n_items, d, cfg["n_blocks"], cfg["n_heads"], cfg["dropout_rate"], L)
-    loss_fn = loss_rectools if args.loss == "rectools" else loss_seqrec
-    seqs = [w + 1 for w in wins]  # RecTools ids
-    xs = [s[:-1] for s in seqs]
-    ys = [s[1:] for s in seqs]
+    loss_fn = {"rectools": loss_rectools, "seqrec": loss_seqrec, "seqrec-allpos": loss_seqrec_allpos}[args.loss]
     pad = left_pad if net.left else right_pad
-    X, Y = torch.as_tensor(pad(xs, L)), torch.as_tensor(pad(ys, L))
+    if bert:
+        X = torch.as_tensor(pad([w + 2 for w in wins], L))  # masked afresh in every batch
+        Y = None
+    else:
+        seqs = [w + 1 for w in wins]  # RecTools ids
+        X, Y = torch.as_tensor(pad([s[:-1] for s in seqs], L)), torch.as_tensor(pad([s[1:] for s in seqs], L))
     opt = torch.optim.Adam(net.parameters(), lr=lr, betas=(0.9, 0.98))
     curve = []
     for epoch in range(epochs):
@@ -264,22 +360,32 @@ def main() -> None:
         total = 0.0
         for s in range(0, len(X), bs):
             idx = perm[s:s + bs]
-            h, table = net(X[idx])
-            loss = loss_fn(h, table, Y[idx], K, t)
+            if bert and args.masking == "seqrec":
+                x, y = masker._training_batch(X[idx], n_items)  # targets: catalog ids, -1 = none
+                y = y + 1  # the losses read SASRec's ids (item c = c + 1, 0 = none)
+            elif bert:
+                x, y = (torch.as_tensor(a) for a in mask_rectools(X[idx].numpy(), n_items))
+                y = torch.where(y > 0, y - 1, 0)  # the losses read SASRec's ids (item c = c + 1)
+            else:
+                x, y = X[idx], Y[idx]
+            h, table = net(x)
+            loss = loss_fn(h, table, y, K, t)
             opt.zero_grad()
             loss.backward()
             opt.step()
             total += float(loss)
-        v = ndcg(net, val_h, val_t, L, len(val_t))
+        v = ndcg(net, val_h, val_t, L, len(val_t), bert=bert)
         curve.append(round(v, 4))
         print(f"epoch {epoch + 1}: loss {total / (len(X) / bs):.5f} val NDCG@10 {v:.4f} "
               f"({time.perf_counter() - t0:.0f} s)", flush=True)
-    test_ndcg = ndcg(net, test_h, test_t, L, len(test_t))
-    print(f"RESULT net={args.net} loss={args.loss} seed={args.seed} test NDCG@10 {test_ndcg:.4f} val {curve}",
-          flush=True)
+    test_ndcg = ndcg(net, test_h, test_t, L, len(test_t), bert=bert)
+    print(f"RESULT model={args.model} net={args.net} loss={args.loss} masking={args.masking} seed={args.seed} "
+          f"test NDCG@10 {test_ndcg:.4f} val {curve}", flush=True)
     if args.out:
         with open(args.out, "a") as f:
-            f.write(json.dumps({"net": args.net, "loss": args.loss, "seed": args.seed, "dataset": args.dataset,
+            f.write(json.dumps({"model": args.model, "net": args.net, "loss": args.loss, "masking": args.masking,
+                                "seed": args.seed,
+                                "dataset": args.dataset,
                                 "setting": args.setting, "loss_setting": args.loss_setting, "epochs": epochs,
                                 "test_ndcg10": test_ndcg, "val_curve": curve}) + "\n")
 

@@ -79,22 +79,31 @@ def left_pad(seqs: list, L: int) -> np.ndarray:
 
 
 class RecToolsNet(torch.nn.Module):
-    """RecTools 0.19's SASRec backbone; ids: 0 = PAD, catalog item c = c + 1."""
+    """RecTools 0.19's backbone. SASRec (``SASRecTransformerLayers``, causal, no key mask unless
+    ``key_padding_mask``): ids 0 = PAD, catalog item c = c + 1. With ``bert``, BERT4Rec's
+    (``PreLNTransformerLayers``, bidirectional, key padding mask): 0 = PAD, 1 = MASK, item c = c + 2."""
 
     def __init__(self, n_items: int, d: int, n_blocks: int, n_heads: int, dropout: float, L: int,
-                 key_padding_mask: bool = False) -> None:
+                 key_padding_mask: bool = False, bert: bool = False) -> None:
         super().__init__()
         from rectools.models.nn.item_net import IdEmbeddingsItemNet, SumOfEmbeddingsConstructor
-        from rectools.models.nn.transformers.net_blocks import LearnableInversePositionalEncoding
+        from rectools.models.nn.transformers.net_blocks import (LearnableInversePositionalEncoding,
+                                                                PreLNTransformerLayers)
         from rectools.models.nn.transformers.sasrec import SASRecTransformerLayers
         from rectools.models.nn.transformers.similarity import DistanceSimilarityModule
         from rectools.models.nn.transformers.torch_backbone import TransformerTorchBackbone
-        item_model = SumOfEmbeddingsConstructor(n_items + 1, [IdEmbeddingsItemNet(d, n_items + 1, dropout)])
+        self.n_special = 2 if bert else 1
+        n_ids = n_items + self.n_special
+        # built in this order (item net, positions, layers): the layers' PyTorch-initialised biases
+        # come from the random stream after the others'
+        item_model = SumOfEmbeddingsConstructor(n_ids, [IdEmbeddingsItemNet(d, n_ids, dropout)])
+        positions = LearnableInversePositionalEncoding(True, L, d)
+        layers = (PreLNTransformerLayers(n_blocks, d, n_heads, dropout, ff_factors_multiplier=4) if bert
+                  else SASRecTransformerLayers(n_blocks, d, n_heads, dropout))
         self.backbone = TransformerTorchBackbone(
-            n_heads=n_heads, dropout_rate=dropout, item_model=item_model,
-            pos_encoding_layer=LearnableInversePositionalEncoding(True, L, d),
-            transformer_layers=SASRecTransformerLayers(n_blocks, d, n_heads, dropout),
-            similarity_module=DistanceSimilarityModule("dot"), use_causal_attn=True, use_key_padding_mask=key_padding_mask)
+            n_heads=n_heads, dropout_rate=dropout, item_model=item_model, pos_encoding_layer=positions,
+            transformer_layers=layers, similarity_module=DistanceSimilarityModule("dot"), use_causal_attn=not bert,
+            use_key_padding_mask=bert or key_padding_mask)
         for p in self.backbone.parameters():  # RecTools' on_train_start
             if p.dim() > 1:
                 torch.nn.init.xavier_normal_(p)
@@ -102,8 +111,8 @@ class RecToolsNet(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple:
         """x (B, L) left-padded RecTools ids -> (h (B, L, d), catalog table (n_items, d))."""
-        embs = self.backbone.item_model.get_all_embeddings()  # (n_items + 1, d)
-        return self.backbone.encode_sessions({"x": x}, embs), embs[1:]
+        embs = self.backbone.item_model.get_all_embeddings()  # (n_items + n_special, d)
+        return self.backbone.encode_sessions({"x": x}, embs), embs[self.n_special:]
 
 
 class RecToolsLayers(torch.nn.Module):
@@ -150,34 +159,6 @@ class SeqrecNet(torch.nn.Module):
         tokens = torch.where(x > 0, x + 1, 0)
         table = self.net.item_table()
         return self.net.encode(tokens, table), table
-
-
-class RecToolsBertNet(torch.nn.Module):
-    """RecTools 0.19's BERT4Rec backbone (``PreLNTransformerLayers``, bidirectional, key padding mask);
-    ids: 0 = PAD, 1 = MASK, catalog item c = c + 2."""
-
-    def __init__(self, n_items: int, d: int, n_blocks: int, n_heads: int, dropout: float, L: int) -> None:
-        super().__init__()
-        from rectools.models.nn.item_net import IdEmbeddingsItemNet, SumOfEmbeddingsConstructor
-        from rectools.models.nn.transformers.net_blocks import (LearnableInversePositionalEncoding,
-                                                                PreLNTransformerLayers)
-        from rectools.models.nn.transformers.similarity import DistanceSimilarityModule
-        from rectools.models.nn.transformers.torch_backbone import TransformerTorchBackbone
-        item_model = SumOfEmbeddingsConstructor(n_items + 2, [IdEmbeddingsItemNet(d, n_items + 2, dropout)])
-        self.backbone = TransformerTorchBackbone(
-            n_heads=n_heads, dropout_rate=dropout, item_model=item_model,
-            pos_encoding_layer=LearnableInversePositionalEncoding(True, L, d),
-            transformer_layers=PreLNTransformerLayers(n_blocks, d, n_heads, dropout, ff_factors_multiplier=4),
-            similarity_module=DistanceSimilarityModule("dot"), use_causal_attn=False, use_key_padding_mask=True)
-        for p in self.backbone.parameters():  # RecTools' on_train_start
-            if p.dim() > 1:
-                torch.nn.init.xavier_normal_(p)
-        self.left = True
-
-    def forward(self, x: torch.Tensor) -> tuple:
-        """x (B, L) left-padded ids -> (h (B, L, d), catalog table (n_items, d))."""
-        embs = self.backbone.item_model.get_all_embeddings()  # (n_items + 2, d)
-        return self.backbone.encode_sessions({"x": x}, embs), embs[2:]
 
 
 class SeqrecBertNet(torch.nn.Module):
@@ -342,7 +323,7 @@ def main() -> None:
     if bert:
         from seqrec import BERT4RecModel
         masker = BERT4RecModel(mask_prob=0.15)
-        nets = {"rectools": RecToolsBertNet, "seqrec": SeqrecBertNet}
+        nets = {"rectools": lambda *a: RecToolsNet(*a, bert=True), "seqrec": SeqrecBertNet}
     net = nets[args.net](n_items, d, cfg["n_blocks"], cfg["n_heads"], cfg["dropout_rate"], L)
     loss_fn = {"rectools": loss_rectools, "seqrec": loss_seqrec, "seqrec-allpos": loss_seqrec_allpos}[args.loss]
     pad = left_pad if net.left else right_pad

@@ -17,33 +17,22 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from rectools.models.nn.item_net import IdEmbeddingsItemNet as RIdNet  # noqa: E402
-from rectools.models.nn.item_net import SumOfEmbeddingsConstructor  # noqa: E402
-from rectools.models.nn.transformers.net_blocks import LearnableInversePositionalEncoding  # noqa: E402
-from rectools.models.nn.transformers.net_blocks import PreLNTransformerLayers as RPreLN  # noqa: E402
-from rectools.models.nn.transformers.sasrec import SASRecTransformerLayers as RSASRec  # noqa: E402
-from rectools.models.nn.transformers.similarity import DistanceSimilarityModule  # noqa: E402
-from rectools.models.nn.transformers.torch_backbone import TransformerTorchBackbone  # noqa: E402
+sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
 
 from seqrec import PreLNTransformerLayers, SASRecTransformerLayers  # noqa: E402
 from seqrec.nn.item_net import IdEmbeddingsItemNet, SumItemNet  # noqa: E402
 from seqrec.nn.transformer import MASK, N_SPECIAL, TransformerNet  # noqa: E402
+
+from loop_bisect import RecToolsNet  # noqa: E402  (RecTools' SASRec / BERT4Rec backbone)
 
 N_ITEMS, D, N_BLOCKS, L = 20, 16, 2, 8
 
 
 def max_difference(model: str, n_heads: int) -> float:
     bert = model == "bert4rec"
-    n_extra = 2 if bert else 1  # RecTools' ids: PAD (and MASK), then the catalog
     torch.manual_seed(0)
-    layers = RPreLN(N_BLOCKS, D, n_heads, 0.0, 4) if bert else RSASRec(N_BLOCKS, D, n_heads, 0.0)
-    rt = TransformerTorchBackbone(
-        n_heads=n_heads, dropout_rate=0.0,
-        item_model=SumOfEmbeddingsConstructor(N_ITEMS + n_extra, [RIdNet(D, N_ITEMS + n_extra, 0.0)]),
-        pos_encoding_layer=LearnableInversePositionalEncoding(True, L, D), transformer_layers=layers,
-        similarity_module=DistanceSimilarityModule("dot"), use_causal_attn=not bert, use_key_padding_mask=bert)
+    rt_net = RecToolsNet(N_ITEMS, D, N_BLOCKS, n_heads, 0.0, L, bert=bert)
+    rt, n_extra = rt_net.backbone, rt_net.n_special  # RecTools' ids: PAD (and MASK), then the catalog
     for p in rt.parameters():  # non-zero biases too, so that a misplaced bias shows
         torch.nn.init.xavier_normal_(p) if p.dim() > 1 else torch.nn.init.normal_(p, 0.0, 0.1)
     sq = TransformerNet(SumItemNet([IdEmbeddingsItemNet(N_ITEMS, D)]), D, N_BLOCKS, n_heads, 0.0, L,

@@ -194,13 +194,19 @@ def mask_rectools(x: np.ndarray, n_items: int, p: float = 0.15) -> tp.Tuple[np.n
     return tokens, np.where(masked, x, 0)
 
 
+def rectools_negatives(h: torch.Tensor, n_items: int, K: int) -> torch.Tensor:
+    """Negatives as RecTools' sampler draws them: ``(B, L, K)`` ids in ``[1, n_items]`` for every
+    position of ``h`` ``(B, L, d)``, padding included (the same random numbers for both losses that use it)."""
+    B, L, _ = h.shape
+    return torch.randint(1, n_items + 1, (B, L, K))
+
+
 def loss_rectools(h: torch.Tensor, table: torch.Tensor, y: torch.Tensor, K: int, t: float) -> torch.Tensor:
     """RecTools' gBCE: negatives (B, L, K) over [1, n_items], its transform and reduction."""
     from rectools.models.nn.transformers.lightning import TransformerLightningModuleBase as M
     from seqrec.nn.losses import sampled_logits
-    B, L, _ = h.shape
     n_items = table.shape[0]
-    neg = torch.randint(1, n_items + 1, (B, L, K))
+    neg = rectools_negatives(h, n_items, K)
     valid = y > 0
     cand = torch.cat([y.unsqueeze(-1), neg], dim=-1)[valid] - 1  # (N, 1 + K) catalog ids
     logits = sampled_logits(h[valid], table, cand[:, 0], cand[:, 1:])  # (N, 1 + K)
@@ -221,8 +227,7 @@ def loss_seqrec(h: torch.Tensor, table: torch.Tensor, y: torch.Tensor, K: int, t
 def loss_seqrec_allpos(h: torch.Tensor, table: torch.Tensor, y: torch.Tensor, K: int, t: float) -> torch.Tensor:
     """seqrec's loss on negatives drawn as RecTools draws them: ``(B, L, K)`` over every position."""
     from seqrec.nn.losses import bce_loss
-    B, L, _ = h.shape
-    neg = torch.randint(1, table.shape[0] + 1, (B, L, K))
+    neg = rectools_negatives(h, table.shape[0], K)
     valid = y > 0
     return bce_loss(h[valid], table, y[valid] - 1, K, t, negatives=neg[valid] - 1)
 

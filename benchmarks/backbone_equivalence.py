@@ -23,7 +23,7 @@ from seqrec import PreLNTransformerLayers, SASRecTransformerLayers  # noqa: E402
 from seqrec.nn.item_net import IdEmbeddingsItemNet, SumItemNet  # noqa: E402
 from seqrec.nn.transformer import MASK, N_SPECIAL, TransformerNet  # noqa: E402
 
-from loop_bisect import RecToolsNet  # noqa: E402  (RecTools' SASRec / BERT4Rec backbone)
+from loop_bisect import RecToolsNet, copy_rectools_weights  # noqa: E402  (RecTools' SASRec / BERT4Rec backbone)
 
 N_ITEMS, D, N_BLOCKS, L = 20, 16, 2, 8
 
@@ -39,22 +39,7 @@ def max_difference(model: str, n_heads: int) -> float:
                         use_causal_attn=not bert, use_key_padding_mask=bert, ff_multiplier=4 if bert else 1,
                         activation="gelu" if bert else "relu",
                         layers_type=PreLNTransformerLayers if bert else SASRecTransformerLayers)
-    with torch.no_grad():
-        table = rt.item_model.item_net_blocks[0].ids_emb.weight
-        sq.item_net.blocks[0].embedding.weight.copy_(table[n_extra:])
-        if bert:
-            sq.special[MASK].copy_(table[1])
-        sq.pos_emb.weight.copy_(rt.pos_encoding_layer.pos_emb.weight)
-        for r, s in zip(rt.transformer_layers.transformer_blocks, sq.layers.blocks):
-            s.ln_attn.load_state_dict((r.layer_norm_1 if bert else r.q_layer_norm).state_dict())
-            s.ln_ff.load_state_dict((r.layer_norm_2 if bert else r.ff_layer_norm).state_dict())
-            s.attn.qkv.weight.copy_(r.multi_head_attn.in_proj_weight)
-            s.attn.qkv.bias.copy_(r.multi_head_attn.in_proj_bias)
-            s.attn.out.load_state_dict(r.multi_head_attn.out_proj.state_dict())
-            s.ff[0].load_state_dict(r.feed_forward.ff_linear_1.state_dict())
-            s.ff[3].load_state_dict(r.feed_forward.ff_linear_2.state_dict())
-        if not bert:
-            sq.layers.ln_out.load_state_dict(rt.transformer_layers.last_layernorm.state_dict())
+    copy_rectools_weights(rt_net, sq)
     rt.eval()
     sq.eval()
     g = torch.Generator().manual_seed(1)

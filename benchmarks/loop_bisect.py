@@ -181,6 +181,55 @@ class SeqrecBertNet(torch.nn.Module):
         return self.net.encode(x, table), table
 
 
+def copy_rectools_weights(rt_net: "RecToolsNet", sq: tp.Any) -> None:
+    """Copy RecTools' backbone weights into seqrec's ``TransformerNet`` ``sq`` of the same sizes (SASRec's
+    ``SASRecTransformerLayers`` or BERT4Rec's ``PreLNTransformerLayers``; the MASK row too for BERT4Rec)."""
+    from seqrec.nn.transformer import MASK
+    rt, bert = rt_net.backbone, rt_net.n_special == 2
+    with torch.no_grad():
+        table = rt.item_model.item_net_blocks[0].ids_emb.weight
+        sq.item_net.blocks[0].embedding.weight.copy_(table[rt_net.n_special:])
+        if bert:
+            sq.special[MASK].copy_(table[1])
+        sq.pos_emb.weight.copy_(rt.pos_encoding_layer.pos_emb.weight)
+        for r, s in zip(rt.transformer_layers.transformer_blocks, sq.layers.blocks):
+            s.ln_attn.load_state_dict((r.layer_norm_1 if bert else r.q_layer_norm).state_dict())
+            s.ln_ff.load_state_dict((r.layer_norm_2 if bert else r.ff_layer_norm).state_dict())
+            s.attn.qkv.weight.copy_(r.multi_head_attn.in_proj_weight)
+            s.attn.qkv.bias.copy_(r.multi_head_attn.in_proj_bias)
+            s.attn.out.load_state_dict(r.multi_head_attn.out_proj.state_dict())
+            s.ff[0].load_state_dict(r.feed_forward.ff_linear_1.state_dict())
+            s.ff[3].load_state_dict(r.feed_forward.ff_linear_2.state_dict())
+        if not bert:
+            sq.layers.ln_out.load_state_dict(rt.transformer_layers.last_layernorm.state_dict())
+
+
+def bert_net_with_init(init: str, n_items: int, d: int, n_blocks: int, n_heads: int, dropout: float,
+                       L: int) -> "SeqrecBertNet":
+    """seqrec's BERT4Rec network with (part of) RecTools' initialisation: ``all`` copies the weights of a
+    RecTools backbone built here (so its random draws), ``ffbias`` re-draws the feed-forward biases as
+    PyTorch's ``Linear`` does (RecTools keeps them; seqrec zeroes them), ``mask`` re-draws the MASK vector at
+    the item rows' Xavier scale (RecTools: a row of its item table; seqrec: a ``(2, d)`` Xavier matrix)."""
+    if init == "all":
+        rt_net = RecToolsNet(n_items, d, n_blocks, n_heads, dropout, L, bert=True)
+        net = SeqrecBertNet(n_items, d, n_blocks, n_heads, dropout, L)
+        copy_rectools_weights(rt_net, net.net)
+        return net
+    net = SeqrecBertNet(n_items, d, n_blocks, n_heads, dropout, L)
+    with torch.no_grad():
+        if init == "ffbias":
+            for block in net.net.layers.blocks:
+                for lin in (block.ff[0], block.ff[3]):
+                    bound = 1.0 / lin.in_features ** 0.5
+                    lin.bias.uniform_(-bound, bound)
+        elif init == "mask":
+            from seqrec.nn.transformer import MASK
+            net.net.special[MASK].normal_(0.0, (2.0 / (n_items + 2 + d)) ** 0.5)
+        else:
+            raise ValueError(init)
+    return net
+
+
 def mask_rectools(x: np.ndarray, n_items: int, p: float = 0.15) -> tp.Tuple[np.ndarray, np.ndarray]:
     """RecTools' BERT4Rec masking (``_mask_session``) of BERT4Rec ids ``x`` ``(B, L)``: each real position
     is a target with probability ``p``; of those 80% become MASK, 10% a random catalog item, 10% stay.
@@ -260,8 +309,8 @@ def ndcg(net: torch.nn.Module, hist: list, targets: np.ndarray, L: int, n_total:
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--net", choices=["rectools", "seqrec", "rectools-keymask", "seqrec-rtlayers", "seqrec-padkeys"],
-                   required=True)
+    p.add_argument("--net", choices=["rectools", "seqrec", "rectools-keymask", "seqrec-rtlayers", "seqrec-padkeys",
+                                      "seqrec-rtinit", "seqrec-rtffbias", "seqrec-rtmask"], required=True)
     p.add_argument("--loss", choices=["rectools", "seqrec", "seqrec-allpos"], required=True)
     p.add_argument("--model", choices=["sasrec", "bert4rec"], default="sasrec",
                    help="bert4rec: --net rectools or seqrec only, RecTools' masking (mask_prob 0.15)")
@@ -289,8 +338,8 @@ def main() -> None:
     train_ds, test_ds = split["train_ds"], split["test_ds"]
     inter = train_ds.interactions
     bert = args.model == "bert4rec"
-    if bert and args.net not in ("rectools", "seqrec"):
-        raise SystemExit("--model bert4rec takes --net rectools or seqrec")
+    if bert and args.net not in ("rectools", "seqrec", "seqrec-rtinit", "seqrec-rtffbias", "seqrec-rtmask"):
+        raise SystemExit("--model bert4rec takes --net rectools, seqrec or seqrec-rtinit/-rtffbias/-rtmask")
     wins = windows(inter.indptr, inter.items, L - 1 if bert else L)  # BERT4Rec: the last L items
     catalog = np.unique(np.concatenate(wins))  # train_ds item ids
     to_cat = np.full(train_ds.n_items, -1, np.int64)
@@ -323,12 +372,15 @@ def main() -> None:
             "rectools-keymask": lambda *a: RecToolsNet(*a, key_padding_mask=True),
             "seqrec-rtlayers": lambda *a: SeqrecNet(*a, rectools_layers=True),
             "seqrec-padkeys": lambda *a: SeqrecNet(*a, padding_keys=True)}
-    if args.masking == "seqrec" and not (bert and args.net == "seqrec"):
+    if args.masking == "seqrec" and not (bert and args.net.startswith("seqrec")):
         raise SystemExit("--masking seqrec needs --model bert4rec --net seqrec (right-padded windows)")
     if bert:
         from seqrec import BERT4RecModel
         masker = BERT4RecModel(mask_prob=0.15)
-        nets = {"rectools": lambda *a: RecToolsNet(*a, bert=True), "seqrec": SeqrecBertNet}
+        nets = {"rectools": lambda *a: RecToolsNet(*a, bert=True), "seqrec": SeqrecBertNet,
+                "seqrec-rtinit": lambda *a: bert_net_with_init("all", *a),
+                "seqrec-rtffbias": lambda *a: bert_net_with_init("ffbias", *a),
+                "seqrec-rtmask": lambda *a: bert_net_with_init("mask", *a)}
     net = nets[args.net](n_items, d, cfg["n_blocks"], cfg["n_heads"], cfg["dropout_rate"], L)
     loss_fn = {"rectools": loss_rectools, "seqrec": loss_seqrec, "seqrec-allpos": loss_seqrec_allpos}[args.loss]
     pad = left_pad if net.left else right_pad

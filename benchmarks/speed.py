@@ -78,6 +78,8 @@ def run_one(lib: str, args: argparse.Namespace, data: str, cfgs: tp.List[dict], 
     cmd = [python, os.path.join(HERE, "speed_runner.py"), "--lib", lib, "--data", data, "--configs",
            json.dumps(cfgs), "--threads", str(args.threads), "--batches", str(args.batches), "--device",
            args.device, "--recommend-users", str(args.recommend_users), "--out", out]
+    if args.recommend_each:
+        cmd.append("--recommend-each")
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True, env=env, cwd=ROOT)
     print(f"  {lib}: {time.perf_counter() - t0:.0f} s", flush=True)
@@ -113,9 +115,19 @@ def summarise(runs: tp.Dict[str, tp.List[dict]], cfgs: tp.List[dict]) -> tp.List
             lambda r: full_epoch(r["configs"]["SASRec softmax"], r["full_batches"]), other="rectools-fast")
         add("sequence preparation, against fast_transformers.build_sequences", "s", lambda r: r["prep_s"],
             other="rectools-fast")
-    for i, entry in enumerate(runs["seqrec"][0]["recommend"]):
-        add(f"recommend {entry['users']:,} users (k=10, filter_viewed)", "s",
-            lambda r, i=i: r["recommend"][i]["seconds"])
+    def recommend_seconds(r: dict, config: tp.Optional[str], users: int) -> float:
+        # KeyError (no such row) drops the measure, as for a configuration one library lacks
+        for e in r["recommend"]:
+            if e.get("config") == config and e["users"] == users:
+                return e["seconds"]
+        raise KeyError((config, users))
+
+    each = len({e.get("config") for e in runs["seqrec"][0]["recommend"]}) > 1
+    for entry in runs["seqrec"][0]["recommend"]:
+        config = entry.get("config")
+        model = f", {config} model" if each else ""
+        add(f"recommend {entry['users']:,} users (k=10, filter_viewed{model})", "s",
+            lambda r, c=config, n=entry["users"]: recommend_seconds(r, c, n))
     for cfg in cfgs:
         name = cfg["name"]
         if runs.get("rectools-fast") and name == "SASRec softmax":
@@ -169,6 +181,8 @@ def main() -> None:
     p.add_argument("--recommend-users", default="0,5000",
                    help="comma-separated user counts to recommend for (the first ones of the dataset's user map; "
                         "0: all); default: all users (the target) and 5,000 (the statement's figure)")
+    p.add_argument("--recommend-each", action="store_true",
+                   help="time recommend with every configuration's model (default: the first configuration's)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--fast-transformers", action="store_true",
                    help="also time RecTools' rectools.fast_transformers FlatSASRecNet (SASRec softmax row)")

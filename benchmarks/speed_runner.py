@@ -123,10 +123,13 @@ def main() -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--recommend-users", default="0",
                    help="comma-separated user counts: recommend for the first N users of the user map (0: all)")
+    p.add_argument("--recommend-each", action="store_true",
+                   help="recommend with every configuration's model (default: the first configuration's only)")
     p.add_argument("--out", required=True)
     a = p.parse_args()
 
     import numpy as np
+    import pandas as pd
     import torch
 
     torch.set_num_threads(a.threads)
@@ -198,7 +201,7 @@ def main() -> None:
     result["prep_rss"] = mem.peak
 
     # ---- one training epoch per configuration
-    fitted = None
+    fitted: tp.Dict[str, tp.Any] = {}  # configuration name -> fitted model whose recommend is timed
     for cfg in configs:
         if cfg["model"] not in classes or (cfg.get("layers") and cfg["layers"] not in layer_types):
             print(a.lib, cfg["name"], "not available in this version: skipped", flush=True)
@@ -216,21 +219,29 @@ def main() -> None:
             entry["cuda_max_allocated"] = torch.cuda.max_memory_allocated()
         result["configs"][cfg["name"]] = entry
         print(a.lib, cfg["name"], json.dumps(entry), flush=True)
-        if fitted is None:
-            fitted = model
+        if not fitted or a.recommend_each:
+            fitted[cfg["name"]] = model
 
-    # ---- recommend for the first N users (all with 0) with the first configuration's model
+    # ---- recommend for the first N users (all with 0) with the first configuration's model (every
+    # configuration's with --recommend-each); a model that reads request times (HSTU with time
+    # attention) gets them in `context`: each user's last interaction time, in both libraries
     result["recommend"] = []
-    for n_users in (int(x) for x in a.recommend_users.split(",")):
-        users = ds.user_id_map.external_ids
-        if n_users:
-            users = users[:n_users]
-        with PeakRSS() as mem:
-            t0 = time.perf_counter()
-            reco = fitted.recommend(users, ds, k=10, filter_viewed=True)
-            seconds = time.perf_counter() - t0
-        result["recommend"].append({"users": len(users), "seconds": seconds, "peak_rss": mem.peak, "rows": len(reco)})
-        print(a.lib, "recommend", json.dumps(result["recommend"][-1]), flush=True)
+    last_time = df.groupby("user_id")["datetime"].max()
+    for name, model in fitted.items():
+        for n_users in (int(x) for x in a.recommend_users.split(",")):
+            users = ds.user_id_map.external_ids
+            if n_users:
+                users = users[:n_users]
+            extra = {}
+            if getattr(model, "require_recommend_context", False):
+                extra["context"] = pd.DataFrame({"user_id": users, "datetime": last_time.loc[users].to_numpy()})
+            with PeakRSS() as mem:
+                t0 = time.perf_counter()
+                reco = model.recommend(users, ds, k=10, filter_viewed=True, **extra)
+                seconds = time.perf_counter() - t0
+            result["recommend"].append({"config": name, "users": len(users), "seconds": seconds,
+                                        "peak_rss": mem.peak, "rows": len(reco)})
+            print(a.lib, "recommend", json.dumps(result["recommend"][-1]), flush=True)
     result["max_rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     with open(a.out, "w") as f:
         json.dump(result, f, indent=1)

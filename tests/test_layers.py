@@ -253,3 +253,31 @@ def test_counted_padding_key_equals_the_left_layout(n_blocks):
         left = net.last_vectors(tokens, net.item_table())
     torch.testing.assert_close(shortcut, left, atol=1e-5, rtol=1e-5)
     assert not _net(PreLNTransformerLayers, True, False)._padding_count  # its padding rows carry positions
+
+
+@pytest.mark.parametrize("layers_type", [PreLNTransformerLayers, LiGRLayers])
+@pytest.mark.parametrize("n_blocks", [1, 3])
+def test_padding_prefix_equals_the_full_left_layout(layers_type, n_blocks):
+    # pre-LN and LiGR padding rows carry their positions, so their keys differ; inference computes
+    # their states once (an all-padding sequence) and runs the real rows behind them: the left
+    # layout's vectors, for every history length, in a batch narrower than max_len or as wide
+    net = _with_attention_biases(_net(layers_type, True, False, max_len=12, n_blocks=n_blocks))
+    assert net._padding_prefix
+    rng = np.random.default_rng(11)
+    narrow, lengths = _tokens(rng, 10, 12, max_real=8)
+    assert lengths.max() < 12
+    wide = torch.cat([narrow, torch.as_tensor(rng.integers(N_SPECIAL, 17, (1, 12)))])  # one full-length history
+    for tokens in (narrow, wide, narrow[:1]):
+        with torch.no_grad():
+            shortcut = net.last_vectors(tokens, net.item_table())
+            net._padding_prefix = False
+            left = net.last_vectors(tokens, net.item_table())
+            net._padding_prefix = True
+        torch.testing.assert_close(shortcut, left, atol=1e-5, rtol=1e-5)
+
+
+def test_padding_prefix_only_where_padding_rows_differ():
+    assert _net(LiGRLayers, True, False)._padding_prefix
+    assert not _net(SASRecTransformerLayers, True, False)._padding_prefix  # one counted key instead
+    assert not _net(LiGRLayers, True, True)._padding_prefix  # key mask: padding never attended
+    assert not _net(PreLNTransformerLayers, False, True)._padding_prefix  # bidirectional

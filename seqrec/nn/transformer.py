@@ -93,6 +93,12 @@ class TransformerNet(nn.Module):
         self._padding_count = self.padding_keys and self.layers.zero_padding_rows and _accepts(
             [self.layers.forward_last] + [f for b in self.blocks for m in (b, getattr(b, "attn", b))
                                           for f in (m.forward, m.forward_one)], "n_pad")
+        # inference shortcut for the other stacks with padding keys: the padding rows' states are
+        # those of an all-padding sequence, computed once; only the real rows run
+        # (``_PrefixBlockStack.forward_last_prefix``)
+        self._padding_prefix = (self.padding_keys and not self._padding_count and not self.layers.zero_padding_rows
+                                and hasattr(self.layers, "forward_last_prefix")
+                                and _accepts([f for b in self.blocks for f in (b.forward, b.forward_one)], "prefix"))
         self.reset_parameters()
 
     @property
@@ -145,14 +151,15 @@ class TransformerNet(nn.Module):
             return self.layers(x, None, True, valid=valid)
         return self.layers(x, None, True)
 
-    def _embed_left(self, tokens: torch.Tensor, item_table: torch.Tensor
+    def _embed_left(self, tokens: torch.Tensor, item_table: torch.Tensor, width: tp.Optional[int] = None
                     ) -> tp.Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """RecTools' left layout of right-padded ``tokens`` ``(B, W)``: input vectors ``(B, max_len, d)``
         (item + position at real rows, the position alone at padding rows, dropout), the real rows
-        ``(B, max_len)`` and each sequence's shift ``(B, 1)`` (left column = right column + shift)."""
+        ``(B, max_len)`` and each sequence's shift ``(B, 1)`` (left column = right column + shift).
+        ``width`` (at least the longest history): the last ``width`` columns of that layout only."""
         B, W = tokens.shape
-        L = self.max_len
-        self._check_width(W, L)
+        self._check_width(W, self.max_len)
+        L = self.max_len if width is None else width
         shift = (L - (tokens != PAD).sum(dim=1, keepdim=True))  # (B, 1)
         cols = torch.arange(L, device=tokens.device)  # (L,)
         valid = cols >= shift  # (B, L)
@@ -219,6 +226,11 @@ class TransformerNet(nn.Module):
             h = self.encode(tokens, item_table)  # (B, L, d)
             last = ((tokens != PAD).sum(dim=1) - 1).clamp(min=0)  # (B,)
             return h[torch.arange(len(tokens), device=tokens.device), last]
+        if self._padding_prefix:
+            lengths = (tokens != PAD).sum(dim=1)  # (B,)
+            longest = max(1, int(lengths.max())) if len(tokens) else 1
+            if longest < self.max_len:
+                return self._last_behind_padding(tokens, item_table, lengths, longest)
         if self.padding_keys and not self._padding_count:
             # left layout: the newest item is the last column, whose causal query sees every key
             x, valid, _ = self._embed_left(tokens, item_table)
@@ -241,6 +253,24 @@ class TransformerNet(nn.Module):
             keys = attn_mask  # (B, 1, 1, L) key mask or None
         return self.layers.forward_last(x, last, attn_mask, is_causal, keys, **extra)
 
+
+    def _last_behind_padding(self, tokens: torch.Tensor, item_table: torch.Tensor, lengths: torch.Tensor,
+                             width: int) -> torch.Tensor:
+        """``last_vectors`` in eval mode with padding keys, computing the real rows only: the left
+        layout's last ``width`` columns ``(B, width, d)`` (each history right-aligned) behind the
+        ``max_len`` rows of an all-padding sequence, whose states at every block are those of every
+        sequence's padding rows (causal: a padding row sees only padding rows). Sequence ``b`` attends
+        to the first ``max_len - lengths[b]`` of those and to its own real rows up to the query."""
+        L, B, dev = self.max_len, len(tokens), tokens.device
+        x, valid, _ = self._embed_left(tokens, item_table, width)  # (B, width, d), (B, width)
+        cols = torch.arange(L, device=dev)
+        pad = (self.pos_emb(L - 1 - cols) if self.pos_emb is not None
+               else torch.zeros(L, self.n_factors, device=dev)).unsqueeze(0).to(x.dtype)  # (1, L, d)
+        own = valid.unsqueeze(1) & torch.ones(width, width, dtype=torch.bool, device=dev).tril()  # (B, width, width)
+        before = (cols < (L - lengths).unsqueeze(1)).unsqueeze(1).expand(-1, width, -1)  # (B, width, L)
+        allowed = torch.cat([before, own], dim=-1).unsqueeze(1)  # (B, 1, width, L + width)
+        last = torch.full((B,), width - 1, dtype=torch.long, device=dev)
+        return self.layers.forward_last_prefix(x, last, allowed, allowed[:, :, -1:], pad)
 
 def _accepts(functions: tp.Sequence[tp.Callable[..., tp.Any]], name: str) -> bool:
     """Whether every function has a parameter ``name``."""

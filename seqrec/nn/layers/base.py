@@ -66,11 +66,30 @@ class SelfAttention(nn.Module):
             k, v = F.linear(kv, w[D:], b[D:]).split(D, dim=-1)
         return self._heads(q), self._heads(k), self._heads(v)
 
+    def _prefix_kv(self, prefix: torch.Tensor) -> tp.Tuple[torch.Tensor, torch.Tensor]:
+        """Keys and values ``(1, H, P, D / H)`` of ``prefix`` ``(1, P, D)``: key/value inputs shared by
+        every sequence of a batch (inference: the padding rows of the left layout)."""
+        D = prefix.shape[-1]
+        w, b = self.qkv.weight, self.qkv.bias
+        k, v = F.linear(prefix, w[D:], b[D:]).split(D, dim=-1)
+        return self._heads(k), self._heads(v)
+
+    def _prepend(self, k: torch.Tensor, v: torch.Tensor, prefix: torch.Tensor) -> tp.Tuple[torch.Tensor, torch.Tensor]:
+        # (B, H, L, D / H) -> (B, H, P + L, D / H): the shared prefix keys first
+        pk, pv = self._prefix_kv(prefix)
+        B = k.shape[0]
+        return torch.cat([pk.expand(B, -1, -1, -1), k], dim=2), torch.cat([pv.expand(B, -1, -1, -1), v], dim=2)
+
     def forward(self, x: torch.Tensor, attn_mask: tp.Optional[torch.Tensor], is_causal: bool,
-                kv: tp.Optional[torch.Tensor] = None, n_pad: tp.Optional[torch.Tensor] = None) -> torch.Tensor:
-        """``n_pad`` ``(B,)``: see :meth:`_padding_key` (inference only)."""
+                kv: tp.Optional[torch.Tensor] = None, n_pad: tp.Optional[torch.Tensor] = None,
+                prefix: tp.Optional[torch.Tensor] = None) -> torch.Tensor:
+        """``n_pad`` ``(B,)``: see :meth:`_padding_key` (inference only). ``prefix`` ``(1, P, D)``:
+        key/value inputs in front of every sequence's own (inference only); ``attn_mask`` then
+        covers the ``P + L`` keys and ``is_causal`` must be False."""
         B, L, D = x.shape
         q, k, v = self.project(x, kv)
+        if prefix is not None:
+            k, v = self._prepend(k, v, prefix)
         if n_pad is not None:
             allowed = torch.ones(L, L, dtype=torch.bool, device=x.device)
             allowed = allowed.tril() if is_causal else allowed
@@ -82,15 +101,18 @@ class SelfAttention(nn.Module):
         return self.out(y.transpose(1, 2).reshape(B, L, D))
 
     def forward_one(self, q_in: torch.Tensor, kv: torch.Tensor, keys: tp.Optional[torch.Tensor],
-                    n_pad: tp.Optional[torch.Tensor] = None) -> torch.Tensor:
+                    n_pad: tp.Optional[torch.Tensor] = None, prefix: tp.Optional[torch.Tensor] = None) -> torch.Tensor:
         """Attention output ``(B, D)`` of one query vector ``q_in`` ``(B, D)`` per sequence against
         the keys/values of ``kv`` ``(B, L, D)`` allowed by ``keys`` ``(B, 1, 1, L)`` (None: all);
-        ``n_pad`` as in :meth:`_padding_key`."""
+        ``n_pad`` as in :meth:`_padding_key`; ``prefix`` as in :meth:`forward` (``keys`` then covers
+        ``P + L`` keys)."""
         B, L, D = kv.shape
         H = self.n_heads
         w, b = self.qkv.weight, self.qkv.bias
         q = F.linear(q_in, w[:D], b[:D]).view(B, H, 1, D // H)
         k, v = (self._heads(t) for t in F.linear(kv, w[D:], b[D:]).split(D, dim=-1))
+        if prefix is not None:
+            k, v = self._prepend(k, v, prefix)
         if n_pad is not None:
             allowed = torch.ones(1, L, dtype=torch.bool, device=kv.device) if keys is None else keys
             k, v, keys = self._padding_key(k, v, allowed, n_pad)
@@ -255,6 +277,28 @@ class _BlockStack(TransformerLayersBase):
             x = block(self._zero(x, valid), attn_mask, is_causal, **extra)
         # the query position is a real one: no zeroing after the last block
         return self.ln_out(self.blocks[-1].forward_one(self._zero(x, valid), pos, keys, **extra))
+
+
+class _PrefixBlockStack(_BlockStack):
+    """Blocks whose ``forward`` and ``forward_one`` also take ``prefix``: the inputs of key/value
+    rows shared by every sequence, in front of its own. With padding keys (RecTools' left layout)
+    every padding row of a causal stack sees only the padding rows before it, so its states are
+    those of an all-padding sequence whatever the history: inference computes them once and runs
+    only the real rows (:meth:`forward_last_prefix`)."""
+
+    def forward_last_prefix(self, x: torch.Tensor, pos: torch.Tensor, attn_mask: torch.Tensor,
+                            keys: torch.Tensor, pad: torch.Tensor) -> torch.Tensor:
+        """Output ``(B, d)`` at ``pos`` of the real rows ``x`` ``(B, W, d)`` (left-padded to the batch's
+        longest history) behind the padding rows whose inputs are ``pad`` ``(1, P, d)`` (an
+        all-padding sequence of the left layout, causal); ``attn_mask`` ``(B, 1, W, P + W)`` and
+        ``keys`` ``(B, 1, 1, P + W)`` the keys each query may attend to, the ``P`` padding keys first.
+        Eval mode."""
+        if len(self.blocks) == 0:
+            return self.ln_out(_rows(x, pos))
+        for block in self.blocks[:-1]:
+            x = block(x, attn_mask, False, prefix=pad)
+            pad = block(pad, None, True)  # the padding rows' states at the next block
+        return self.ln_out(self.blocks[-1].forward_one(x, pos, keys, prefix=pad))
 
 
 def check_layers_type(value: tp.Any, name: str = "transformer_layers_type") -> None:

@@ -193,3 +193,23 @@ def test_left_padded_layers_equal_the_padding_sink_without_dropout(parity):
         got, expected = left(x, None, True), sink(x, None, True)
     for b, n in enumerate((6, 4, 1)):
         torch.testing.assert_close(got[b, :n], expected[b, :n], atol=1e-5, rtol=1e-5)
+
+
+def test_late_validation_column_and_pooling(parity, tmp_path):
+    import json
+    a = [_rec("seqrec", 0, 0.2), _rec("rectools", 0, 0.3)]
+    a[0]["curve"] = [0.1, 0.3, 0.2, 0.4]  # last half: 0.3
+    a[1]["curve"] = [0.5, 0.1]  # last half: 0.1
+    b = [_rec("seqrec", 1, 0.2)]
+    b[0]["curve"] = [0.0, 0.0, 0.1, 0.5]  # 0.3
+    for name, recs in (("a", a), ("b", b)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "results.json").write_text(json.dumps({"records": recs}))
+    assert parity.late_validation(a[0]) == pytest.approx(0.3)
+    records = parity.pooled_records([tmp_path / "a", tmp_path / "b"])
+    row = parity.markdown_table(records).splitlines()[2]
+    assert "| 2 / 1 |" in row and "| 0.3000 ± 0.0000 / 0.1000 |" in row
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "results.json").write_text(json.dumps({"records": b}))
+    with pytest.raises(ValueError, match="in both"):  # seed 1 twice
+        parity.pooled_records([tmp_path / "b", tmp_path / "c"])

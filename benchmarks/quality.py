@@ -468,6 +468,8 @@ def parse_args(argv: tp.Optional[tp.Sequence[str]] = None) -> argparse.Namespace
     for name in ("max_epochs", "patience"):
         if getattr(args, name) <= 0:
             p.error(f"--{name.replace('_', '-')} must be positive")
+    if args.preset and CatFeaturesItemNet in get_preset(args.preset).get("item_net_block_types", ()):
+        args.item_features = True  # a preset with a feature block reads the data set's item features
     return args
 
 

@@ -75,3 +75,11 @@ def test_pre_ln_presets_build_the_standard_pre_ln_stack(name):
     assert isinstance(net.layers, PreLNTransformerLayers)
     assert isinstance(net.layers.ln_out, torch.nn.LayerNorm)
     assert all(block.drop_out is None for block in net.blocks)
+
+
+def test_beauty_features_preset_is_sasrec_beauty_with_a_feature_block():
+    from seqrec import CatFeaturesItemNet, IdEmbeddingsItemNet
+    with_features, ids = get_preset("sasrec-beauty-features"), get_preset("sasrec-beauty")
+    assert with_features.pop("item_net_block_types") == (IdEmbeddingsItemNet, CatFeaturesItemNet)
+    ids.pop("item_net_block_types")
+    assert with_features == ids

@@ -24,8 +24,8 @@ Sources (see ``../shared/BENCHMARKS.md`` of the project):
 - ``sasrec-beauty-features``: ``sasrec-beauty`` with the items' categorical features summed into
   the item vectors (``CatFeaturesItemNet``; on Beauty its attribute ids, categories and brands),
   for Amazon-style data whose item table has them; without item features in the dataset the
-  block is skipped with a warning (ids only). First seed on Beauty: test NDCG@10 0.0598 against
-  0.0573 ± 0.0007 without features (``docs/benchmarks.md``).
+  block is skipped with a warning (ids only). On Beauty, three seeds: test NDCG@10 0.0599 ± 0.0004
+  against 0.0573 ± 0.0007 without features (``docs/benchmarks.md``).
 - ``*-ml-latest-small``: small and fast settings for the embedded data set (610 users).
 
 The SASRec and BERT4Rec presets name ``PreLNTransformerLayers`` with ``final_norm=True`` and

@@ -253,7 +253,6 @@ class TransformerNet(nn.Module):
             keys = attn_mask  # (B, 1, 1, L) key mask or None
         return self.layers.forward_last(x, last, attn_mask, is_causal, keys, **extra)
 
-
     def _last_behind_padding(self, tokens: torch.Tensor, item_table: torch.Tensor, lengths: torch.Tensor,
                              width: int) -> torch.Tensor:
         """``last_vectors`` in eval mode with padding keys, computing the real rows only: the left

@@ -217,7 +217,10 @@ class TransformerNet(nn.Module):
         sequence uses are cut (when padding cannot influence real positions: with a key padding
         mask; with padding keys, when the stack's padding rows are zero rows, as in
         ``SASRecTransformerLayers``, whose equal padding keys then enter as one key counted
-        ``max_len - length`` times; other stacks run on the left layout of width ``max_len``), and
+        ``max_len - length`` times; in the pre-LN and LiGR stacks, whose padding rows carry their
+        positions, the padding rows' states come from one all-padding sequence and only the real rows
+        run behind them, ``_last_behind_padding``; other stacks run on the left layout of width
+        ``max_len``), and
         the layer stack's ``forward_last`` computes only the one query position per sequence in
         its last block (every stack of :mod:`seqrec.nn.layers`; a stack without that shortcut falls
         back to its full forward).

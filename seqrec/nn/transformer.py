@@ -220,9 +220,8 @@ class TransformerNet(nn.Module):
         ``max_len - length`` times; in the pre-LN and LiGR stacks, whose padding rows carry their
         positions, the padding rows' states come from one all-padding sequence and only the real rows
         run behind them, ``_last_behind_padding``; other stacks run on the left layout of width
-        ``max_len``), and
-        the layer stack's ``forward_last`` computes only the one query position per sequence in
-        its last block (every stack of :mod:`seqrec.nn.layers`; a stack without that shortcut falls
+        ``max_len``), and the layer stack's ``forward_last`` computes only the one query position per
+        sequence in its last block (every stack of :mod:`seqrec.nn.layers`; a stack without that shortcut falls
         back to its full forward).
         """
         if self.training:

@@ -267,7 +267,8 @@ def test_padding_prefix_equals_the_full_left_layout(layers_type, n_blocks):
     narrow, lengths = _tokens(rng, 10, 12, max_real=8)
     assert lengths.max() < 12
     wide = torch.cat([narrow, torch.as_tensor(rng.integers(N_SPECIAL, 17, (1, 12)))])  # one full-length history
-    for tokens in (narrow, wide, narrow[:1]):
+    empty = torch.cat([narrow[:2], torch.full((1, 12), PAD)])  # a history of padding only
+    for tokens in (narrow, wide, narrow[:1], empty):
         with torch.no_grad():
             shortcut = net.last_vectors(tokens, net.item_table())
             net._padding_prefix = False

@@ -230,6 +230,18 @@ def bert_net_with_init(init: str, n_items: int, d: int, n_blocks: int, n_heads: 
     return net
 
 
+# --net names -> builders ``(n_items, d, n_blocks, n_heads, dropout, L) -> network``, per model
+SASREC_NETS: tp.Dict[str, tp.Callable[..., torch.nn.Module]] = {
+    "rectools": RecToolsNet, "seqrec": SeqrecNet,
+    "rectools-keymask": lambda *a: RecToolsNet(*a, key_padding_mask=True),
+    "seqrec-rtlayers": lambda *a: SeqrecNet(*a, rectools_layers=True),
+    "seqrec-padkeys": lambda *a: SeqrecNet(*a, padding_keys=True)}
+BERT_NETS: tp.Dict[str, tp.Callable[..., torch.nn.Module]] = {
+    "rectools": lambda *a: RecToolsNet(*a, bert=True), "seqrec": SeqrecBertNet,
+    "seqrec-rtinit": lambda *a: bert_net_with_init("all", *a),
+    "seqrec-rtffbias": lambda *a: bert_net_with_init("ffbias", *a),
+    "seqrec-rtmask": lambda *a: bert_net_with_init("mask", *a)}
+
 def mask_rectools(x: np.ndarray, n_items: int, p: float = 0.15) -> tp.Tuple[np.ndarray, np.ndarray]:
     """RecTools' BERT4Rec masking (``_mask_session``) of BERT4Rec ids ``x`` ``(B, L)``: each real position
     is a target with probability ``p``; of those 80% become MASK, 10% a random catalog item, 10% stay.
@@ -309,11 +321,10 @@ def ndcg(net: torch.nn.Module, hist: list, targets: np.ndarray, L: int, n_total:
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--net", choices=["rectools", "seqrec", "rectools-keymask", "seqrec-rtlayers", "seqrec-padkeys",
-                                      "seqrec-rtinit", "seqrec-rtffbias", "seqrec-rtmask"], required=True)
+    p.add_argument("--net", choices=sorted(SASREC_NETS.keys() | BERT_NETS.keys()), required=True)
     p.add_argument("--loss", choices=["rectools", "seqrec", "seqrec-allpos"], required=True)
     p.add_argument("--model", choices=["sasrec", "bert4rec"], default="sasrec",
-                   help="bert4rec: --net rectools or seqrec only, RecTools' masking (mask_prob 0.15)")
+                   help=f"bert4rec: --net {', '.join(BERT_NETS)} (mask_prob 0.15)")
     p.add_argument("--masking", choices=["rectools", "seqrec"], default="rectools",
                    help="bert4rec: RecTools' masking or seqrec's (BERT4RecModel._training_batch; --net seqrec only)")
     p.add_argument("--dataset", default="beauty")
@@ -338,8 +349,9 @@ def main() -> None:
     train_ds, test_ds = split["train_ds"], split["test_ds"]
     inter = train_ds.interactions
     bert = args.model == "bert4rec"
-    if bert and args.net not in ("rectools", "seqrec", "seqrec-rtinit", "seqrec-rtffbias", "seqrec-rtmask"):
-        raise SystemExit("--model bert4rec takes --net rectools, seqrec or seqrec-rtinit/-rtffbias/-rtmask")
+    nets = BERT_NETS if bert else SASREC_NETS
+    if args.net not in nets:
+        raise SystemExit(f"--model {args.model} takes --net {', '.join(nets)}")
     wins = windows(inter.indptr, inter.items, L - 1 if bert else L)  # BERT4Rec: the last L items
     catalog = np.unique(np.concatenate(wins))  # train_ds item ids
     to_cat = np.full(train_ds.n_items, -1, np.int64)
@@ -368,19 +380,11 @@ def main() -> None:
 
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
-    nets = {"rectools": RecToolsNet, "seqrec": SeqrecNet,
-            "rectools-keymask": lambda *a: RecToolsNet(*a, key_padding_mask=True),
-            "seqrec-rtlayers": lambda *a: SeqrecNet(*a, rectools_layers=True),
-            "seqrec-padkeys": lambda *a: SeqrecNet(*a, padding_keys=True)}
     if args.masking == "seqrec" and not (bert and args.net.startswith("seqrec")):
         raise SystemExit("--masking seqrec needs --model bert4rec --net seqrec (right-padded windows)")
     if bert:
         from seqrec import BERT4RecModel
         masker = BERT4RecModel(mask_prob=0.15)
-        nets = {"rectools": lambda *a: RecToolsNet(*a, bert=True), "seqrec": SeqrecBertNet,
-                "seqrec-rtinit": lambda *a: bert_net_with_init("all", *a),
-                "seqrec-rtffbias": lambda *a: bert_net_with_init("ffbias", *a),
-                "seqrec-rtmask": lambda *a: bert_net_with_init("mask", *a)}
     net = nets[args.net](n_items, d, cfg["n_blocks"], cfg["n_heads"], cfg["dropout_rate"], L)
     loss_fn = {"rectools": loss_rectools, "seqrec": loss_seqrec, "seqrec-allpos": loss_seqrec_allpos}[args.loss]
     pad = left_pad if net.left else right_pad

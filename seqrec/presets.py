@@ -68,6 +68,13 @@ _IDS_ONLY = (IdEmbeddingsItemNet,)
 _STANDARD_PRE_LN = dict(transformer_layers_type=PreLNTransformerLayers,
                         transformer_layers_kwargs={"final_norm": True, "output_dropout": False})
 
+_SASREC_BEAUTY = dict(
+    n_factors=64, n_blocks=2, n_heads=1, dropout_rate=0.5, session_max_len=50, batch_size=128, lr=1e-3,
+    loss="softmax", epochs=200, item_net_block_types=_IDS_ONLY,
+    **_STANDARD_PRE_LN,
+    use_key_padding_mask=True,
+)
+
 PRESETS: tp.Dict[str, tp.Dict[str, tp.Any]] = {
     "sasrec-ml-1m": dict(
         n_factors=64, n_blocks=2, n_heads=1, dropout_rate=0.1, session_max_len=200, batch_size=128, lr=2e-3,
@@ -85,19 +92,9 @@ PRESETS: tp.Dict[str, tp.Dict[str, tp.Any]] = {
         n_factors=64, n_blocks=2, n_heads=2, dropout_rate=0.1, session_max_len=200, batch_size=128, lr=2e-3,
         loss="softmax", mask_prob=0.2, epochs=200, item_net_block_types=_IDS_ONLY, **_STANDARD_PRE_LN,
     ),
-    "sasrec-beauty": dict(
-        n_factors=64, n_blocks=2, n_heads=1, dropout_rate=0.5, session_max_len=50, batch_size=128, lr=1e-3,
-        loss="softmax", epochs=200, item_net_block_types=_IDS_ONLY,
-        **_STANDARD_PRE_LN,
-        use_key_padding_mask=True,
-    ),
+    "sasrec-beauty": _SASREC_BEAUTY,
     # sasrec-beauty with the items' categorical attributes (category and brand ids on Beauty)
-    "sasrec-beauty-features": dict(
-        n_factors=64, n_blocks=2, n_heads=1, dropout_rate=0.5, session_max_len=50, batch_size=128, lr=1e-3,
-        loss="softmax", epochs=200, item_net_block_types=(IdEmbeddingsItemNet, CatFeaturesItemNet),
-        **_STANDARD_PRE_LN,
-        use_key_padding_mask=True,
-    ),
+    "sasrec-beauty-features": dict(_SASREC_BEAUTY, item_net_block_types=(IdEmbeddingsItemNet, CatFeaturesItemNet)),
     "bert4rec-beauty": dict(
         n_factors=64, n_blocks=2, n_heads=2, dropout_rate=0.5, session_max_len=50, batch_size=128, lr=1e-3,
         loss="softmax", mask_prob=0.6, epochs=200, item_net_block_types=_IDS_ONLY, **_STANDARD_PRE_LN,

@@ -96,7 +96,7 @@ class TransformerNet(nn.Module):
         # inference shortcut for the other stacks with padding keys: the padding rows' states are
         # those of an all-padding sequence, computed once; only the real rows run
         # (``_PrefixBlockStack.forward_last_prefix``)
-        self._padding_prefix = (self.padding_keys and not self._padding_count and not self.layers.zero_padding_rows
+        self._padding_prefix = (self.padding_keys and not self.layers.zero_padding_rows
                                 and hasattr(self.layers, "forward_last_prefix")
                                 and _accepts([f for b in self.blocks for f in (b.forward, b.forward_one)], "prefix"))
         self.reset_parameters()

@@ -33,6 +33,12 @@ def _given(n_pad: tp.Optional[torch.Tensor]) -> tp.Dict[str, torch.Tensor]:
     return {} if n_pad is None else {"n_pad": n_pad}
 
 
+def _normed_prefix(norm: nn.Module, prefix: tp.Optional[torch.Tensor]) -> tp.Dict[str, torch.Tensor]:
+    """``{"prefix": norm(prefix)}`` for a block's attention (shared key rows ``(1, P, d)``, normalised
+    as the block's own keys are), or nothing when there is no prefix."""
+    return {} if prefix is None else {"prefix": norm(prefix)}
+
+
 def _rows(x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
     """``x[b, pos[b]]`` for every sequence: ``(B, L, D) -> (B, D)``."""
     return x[torch.arange(len(x), device=x.device), pos]

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..dropout import Dropout
-from .base import SelfAttention, _PrefixBlockStack, _rows, feed_forward
+from .base import SelfAttention, _normed_prefix, _PrefixBlockStack, _rows, feed_forward
 
 
 class SwiGLU(nn.Module):
@@ -61,23 +61,21 @@ class LiGRBlock(nn.Module):
         # the gate reads the residual stream x, not its normalisation
         return x + (branch if gate is None else torch.sigmoid(gate(x)) * branch)
 
-    def _prefix(self, prefix: tp.Optional[torch.Tensor]) -> tp.Dict[str, torch.Tensor]:
-        # shared key/value rows (1, P, d), normalised as the block's own keys are
-        return {} if prefix is None else {"prefix": self.ln_attn(prefix)}
-
     def forward(self, x: torch.Tensor, attn_mask: tp.Optional[torch.Tensor], is_causal: bool,
                 prefix: tp.Optional[torch.Tensor] = None) -> torch.Tensor:
         """``prefix`` ``(1, P, d)``: block inputs of key rows in front of every sequence's (inference)."""
-        x = self._gated(x, self.drop(self.attn(self.ln_attn(x), attn_mask, is_causal, **self._prefix(prefix))),
-                        self.gate_attn)  # (B, L, d)
+        shared = _normed_prefix(self.ln_attn, prefix)
+        # (B, L, d)
+        x = self._gated(x, self.drop(self.attn(self.ln_attn(x), attn_mask, is_causal, **shared)), self.gate_attn)
         return self._gated(x, self.drop(self.ff(self.ln_ff(x))), self.gate_ff)
 
     def forward_one(self, x: torch.Tensor, pos: torch.Tensor, keys: tp.Optional[torch.Tensor],
                     prefix: tp.Optional[torch.Tensor] = None) -> torch.Tensor:
         """Output ``(B, D)`` of the block at position ``pos[b]`` only (inference: no dropout)."""
         h = self.ln_attn(x)  # (B, L, D): every position is a key
-        y = self._gated(_rows(x, pos), self.attn.forward_one(_rows(h, pos), h, keys, **self._prefix(prefix)),
-                        self.gate_attn)  # (B, D)
+        shared = _normed_prefix(self.ln_attn, prefix)
+        # (B, D)
+        y = self._gated(_rows(x, pos), self.attn.forward_one(_rows(h, pos), h, keys, **shared), self.gate_attn)
         return self._gated(y, self.ff(self.ln_ff(y)), self.gate_ff)
 
 

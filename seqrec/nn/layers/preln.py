@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from ..dropout import Dropout
-from .base import SelfAttention, _PrefixBlockStack, _rows, feed_forward
+from .base import SelfAttention, _normed_prefix, _PrefixBlockStack, _rows, feed_forward
 
 
 class PreLNBlock(nn.Module):
@@ -36,14 +36,10 @@ class PreLNBlock(nn.Module):
         self.drop = Dropout(dropout)
         self.drop_out = Dropout(dropout) if output_dropout else None
 
-    def _prefix(self, prefix: tp.Optional[torch.Tensor]) -> tp.Dict[str, torch.Tensor]:
-        # shared key/value rows (1, P, d), normalised as the block's own keys are
-        return {} if prefix is None else {"prefix": self.ln_attn(prefix)}
-
     def forward(self, x: torch.Tensor, attn_mask: tp.Optional[torch.Tensor], is_causal: bool,
                 prefix: tp.Optional[torch.Tensor] = None) -> torch.Tensor:
         """``prefix`` ``(1, P, d)``: block inputs of key rows in front of every sequence's (inference)."""
-        x = x + self.drop(self.attn(self.ln_attn(x), attn_mask, is_causal, **self._prefix(prefix)))
+        x = x + self.drop(self.attn(self.ln_attn(x), attn_mask, is_causal, **_normed_prefix(self.ln_attn, prefix)))
         x = x + self.drop(self.ff(self.ln_ff(x)))  # (B, L, d)
         return x if self.drop_out is None else self.drop_out(x)
 
@@ -52,7 +48,7 @@ class PreLNBlock(nn.Module):
         """Output ``(B, D)`` of the block at position ``pos[b]`` only (inference: no dropout, so
         ``output_dropout`` changes nothing here)."""
         h = self.ln_attn(x)
-        y = _rows(x, pos) + self.attn.forward_one(_rows(h, pos), h, keys, **self._prefix(prefix))
+        y = _rows(x, pos) + self.attn.forward_one(_rows(h, pos), h, keys, **_normed_prefix(self.ln_attn, prefix))
         return y + self.ff(self.ln_ff(y))
 
 

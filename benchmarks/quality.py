@@ -163,6 +163,14 @@ def validation_users(split: tp.Dict[str, tp.Any], n_users: int, seed: int) -> np
 
 
 # --------------------------------------------------------------------------------------------- one run
+def default_max_epochs(args: argparse.Namespace) -> int:
+    """100, or the preset's ``epochs`` where the run decays its rate: a schedule is set over them."""
+    name = args.preset or f"{args.model}-{args.dataset}"
+    preset = get_preset(name) if name in preset_names() else {}
+    schedule = args.lr_schedule or preset.get("lr_schedule", "constant")
+    return preset["epochs"] if schedule != "constant" and "epochs" in preset else 100
+
+
 def model_params(args: argparse.Namespace) -> tp.Dict[str, tp.Any]:
     params = get_preset(args.preset or f"{args.model}-{args.dataset}")
     overrides = {"n_factors": args.n_factors, "n_blocks": args.n_blocks, "n_heads": args.n_heads,
@@ -435,7 +443,9 @@ def parse_args(argv: tp.Optional[tp.Sequence[str]] = None) -> argparse.Namespace
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     p.add_argument("--deterministic", action="store_true")
-    p.add_argument("--max-epochs", type=int, default=100)
+    p.add_argument("--max-epochs", type=int, default=None,
+                   help="epochs at most (default: 100, or the preset's epochs where it decays its rate, "
+                        "since its schedule is set over them)")
     p.add_argument("--patience", type=int, default=10)
     p.add_argument("--time-budget-min", type=float, default=None,
                    help="stop training after this many minutes per seed (then test with the best weights)")
@@ -465,6 +475,8 @@ def parse_args(argv: tp.Optional[tp.Sequence[str]] = None) -> argparse.Namespace
             p.error(f"--preset {args.preset!r} is not a preset; available: {', '.join(preset_names())}")
         if not args.preset.startswith(args.model + "-"):
             p.error(f"--preset {args.preset!r} is not a {args.model} preset (use --model too)")
+    if args.max_epochs is None:
+        args.max_epochs = default_max_epochs(args)
     for name in ("max_epochs", "patience"):
         if getattr(args, name) <= 0:
             p.error(f"--{name.replace('_', '-')} must be positive")

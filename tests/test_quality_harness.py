@@ -56,6 +56,14 @@ def test_quick_flags_do_not_override_explicit_ones(quality):
         quality.parse_args(["--patience", "0"])
 
 
+def test_max_epochs_default_is_a_decaying_presets_schedule_length(quality):
+    assert quality.parse_args([]).max_epochs == 100  # sasrec-ml-1m: constant rate
+    args = quality.parse_args(["--dataset", "beauty", "--preset", "sasrec-beauty-features"])
+    assert args.max_epochs == 50 and quality.model_params(args)["lr_schedule"] == "cosine"
+    assert quality.parse_args(["--dataset", "beauty", "--lr-schedule", "cosine"]).max_epochs == 200
+    assert quality.parse_args(["--preset", "sasrec-beauty-features", "--max-epochs", "9"]).max_epochs == 9
+
+
 def test_preset_option_starts_from_the_named_preset(quality):
     args = quality.parse_args(["--preset", "sasrec-ml-1m-gbce", "--lr", "0.001"])
     params = quality.model_params(args)

@@ -77,9 +77,13 @@ def test_pre_ln_presets_build_the_standard_pre_ln_stack(name):
     assert all(block.drop_out is None for block in net.blocks)
 
 
-def test_beauty_features_preset_is_sasrec_beauty_with_a_feature_block():
+def test_beauty_features_preset_is_sasrec_beauty_with_a_feature_block_and_a_decaying_rate():
     from seqrec import CatFeaturesItemNet, IdEmbeddingsItemNet
     with_features, ids = get_preset("sasrec-beauty-features"), get_preset("sasrec-beauty")
     assert with_features.pop("item_net_block_types") == (IdEmbeddingsItemNet, CatFeaturesItemNet)
     ids.pop("item_net_block_types")
+    # its own schedule: the rate decays to 0 over 50 epochs; sasrec-beauty keeps the constant rate
+    assert (with_features.pop("lr_schedule"), with_features.pop("epochs")) == ("cosine", 50)
+    assert "lr_schedule" not in ids
+    ids.pop("epochs")
     assert with_features == ids

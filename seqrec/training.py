@@ -97,23 +97,11 @@ def _identity(batch: tp.Any) -> tp.Any:
     return batch
 
 
-# independent random streams of a training run: each draws from its own seed, so that no two of
-# them reuse the same random numbers (the data order and the first dropout masks of an epoch, say)
-SEED_STREAMS = ("training", "shuffle", "validation")
-
-
-def epoch_seed(seed: int, epoch: int, rank: int = 0, stream: str = "training") -> int:
-    """The seed of epoch ``epoch`` of a training run seeded with ``seed``, for one random stream:
-    ``"training"`` (dropout, masking and negatives; process ``rank`` > 0 of a distributed run gets
-    its own, rank 0 that of one process), ``"shuffle"`` (the data order, the same on every rank) or
-    ``"validation"`` (the validation loss's negatives, ``epoch`` then being the batch index)."""
-    if stream not in SEED_STREAMS:
-        raise ValueError(f"stream={stream!r} is not one of {SEED_STREAMS}")
+def epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
+    """The seed of epoch ``epoch`` of a training run seeded with ``seed`` (shuffling, dropout,
+    negatives); process ``rank`` > 0 of a distributed run gets its own (rank 0 that of one process)."""
     key = [int(seed), int(epoch)] if rank == 0 else [int(seed), int(epoch), int(rank)]
-    # the training stream keeps the plain key; the others are children of it, which never collide
-    # with another key's entropy
-    spawn_key = () if stream == "training" else (SEED_STREAMS.index(stream),)
-    return int(np.random.SeedSequence(key, spawn_key=spawn_key).generate_state(1)[0])
+    return int(np.random.SeedSequence(key).generate_state(1)[0])
 
 
 def distributed_rank() -> tp.Tuple[int, int]:
@@ -163,7 +151,7 @@ class EpochSampler(DistributedSampler):
     def __iter__(self) -> tp.Iterator[int]:
         rank, world = self._world()
         if self.shuffle:
-            g = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch, stream="shuffle"))
+            g = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch))
             order = torch.randperm(self.n, generator=g)
         else:
             order = torch.arange(self.n)
@@ -355,7 +343,7 @@ class _ModuleCore:
         real = weight > 0
         # the loss's random draws (negatives) are seeded per batch, and do not move the training RNG
         with torch.random.fork_rng(devices=[h.device] if h.device.type == "cuda" else []):
-            torch.manual_seed(epoch_seed(self.seed, batch_idx, stream="validation"))
+            torch.manual_seed(epoch_seed(self.seed, batch_idx))
             if bool(real.all()):
                 loss = self._loss(h, table, target, len(target))  # one row per sequence
             elif bool(real.any()):

@@ -75,16 +75,6 @@ def test_sampler_epochs_depend_on_seed_and_epoch_only():
     assert epoch_seed(3, 2) == epoch_seed(3, 2, rank=0) != epoch_seed(3, 2, rank=1)
 
 
-def test_streams_of_an_epoch_draw_different_numbers():
-    seeds = {stream: epoch_seed(3, 2, stream=stream) for stream in ("training", "shuffle", "validation")}
-    assert len(set(seeds.values())) == 3
-    with pytest.raises(ValueError, match="stream='dropout'"):
-        epoch_seed(3, 2, stream="dropout")
-    # the epoch's data order does not reuse the random numbers of its dropout and negatives
-    torch.manual_seed(epoch_seed(7, 1))
-    assert torch.randperm(64).tolist() != list(EpochSampler(64, seed=7, offset=1))
-
-
 def test_validation_padding_copies_weigh_nothing():
     tokens = np.arange(12).reshape(3, 4)
     val = ValidationSamples(tokens, np.array([5, 6, 7]), np.array([0, 1, 1, 3]), np.array([2, 3, 4]))

@@ -163,16 +163,21 @@ def validation_users(split: tp.Dict[str, tp.Any], n_users: int, seed: int) -> np
 
 
 # --------------------------------------------------------------------------------------------- one run
+def preset_name(args: argparse.Namespace) -> str:
+    """The preset a run starts from: ``--preset``, else the model's preset for the data set."""
+    return args.preset or f"{args.model}-{args.dataset}"
+
+
 def default_max_epochs(args: argparse.Namespace) -> int:
     """100, or the preset's ``epochs`` where the run decays its rate: a schedule is set over them."""
-    name = args.preset or f"{args.model}-{args.dataset}"
+    name = preset_name(args)
     preset = get_preset(name) if name in preset_names() else {}
     schedule = args.lr_schedule or preset.get("lr_schedule", "constant")
     return preset["epochs"] if schedule != "constant" and "epochs" in preset else 100
 
 
 def model_params(args: argparse.Namespace) -> tp.Dict[str, tp.Any]:
-    params = get_preset(args.preset or f"{args.model}-{args.dataset}")
+    params = get_preset(preset_name(args))
     overrides = {"n_factors": args.n_factors, "n_blocks": args.n_blocks, "n_heads": args.n_heads,
                  "dropout_rate": args.dropout, "session_max_len": args.session_max_len,
                  "batch_size": args.batch_size, "lr": args.lr, "loss": args.loss, "n_negatives": args.n_negatives,

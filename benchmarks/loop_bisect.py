@@ -242,6 +242,7 @@ BERT_NETS: tp.Dict[str, tp.Callable[..., torch.nn.Module]] = {
     "seqrec-rtffbias": lambda *a: bert_net_with_init("ffbias", *a),
     "seqrec-rtmask": lambda *a: bert_net_with_init("mask", *a)}
 
+
 def mask_rectools(x: np.ndarray, n_items: int, p: float = 0.15) -> tp.Tuple[np.ndarray, np.ndarray]:
     """RecTools' BERT4Rec masking (``_mask_session``) of BERT4Rec ids ``x`` ``(B, L)``: each real position
     is a target with probability ``p``; of those 80% become MASK, 10% a random catalog item, 10% stay.

@@ -458,15 +458,16 @@ def test_fused_softmax_bf16_inputs_and_cpu_default_path():
     assert losses.fused_rows(10_000) == 104 and losses.fused_rows(10**7) == 16 and losses.fused_rows(10) == 1024
 
 
-@pytest.mark.parametrize("rows", [1, 6, 40, 100])
+@pytest.mark.parametrize("n_rows", [1, 40])
 @pytest.mark.parametrize("n_cand", [2, 12])
-def test_sparse_candidate_logits_equal_gather_of_full_scores(rows, n_cand):
-    h, W, _ = _inputs(N=40, n_items=30, d=8)
+def test_sparse_candidate_logits_equal_gather_of_full_scores(n_rows, n_cand):
+    h, W, _ = _inputs(N=n_rows, n_items=30, d=8)
     g = torch.Generator().manual_seed(3)
-    cand = torch.randint(0, 30, (40, n_cand), generator=g)
+    cand = torch.randint(0, 30, (n_rows, n_cand), generator=g)
     cand[:, 1] = cand[:, 0]  # repeated candidates in a row: their gradients add up
-    up = torch.randn(40, n_cand, generator=g)
-    out = losses.SparseCandidateLogits.apply(h, W, cand, rows)
+    cand[0, 0] = 29  # the last item row is reached
+    up = torch.randn(n_rows, n_cand, generator=g)
+    out = losses.SparseCandidateLogits.apply(h, W, cand)
     gh, gW = torch.autograd.grad((out * up).sum(), (h, W))
     ref = torch.gather(h @ W.T, 1, cand)
     rh, rW = torch.autograd.grad((ref * up).sum(), (h, W))
@@ -491,4 +492,3 @@ def test_sampled_logits_cpu_route_no_rows_and_bf16():
     many = torch.randint(0, 30, (10, 40))  # more candidates than items: the gather route
     torch.testing.assert_close(losses.sampled_logits(h, W, y, many),
                                torch.gather(h @ W.T, 1, torch.cat([y.unsqueeze(1), many], 1)), atol=1e-5, rtol=0)
-    assert losses.sparse_rows(257, 64) == 31 and losses.sparse_rows(2, 64) == 4096 and losses.sparse_rows(10**6, 64) == 1
